@@ -1,0 +1,52 @@
+"""The deployment side must import and run on a Jetson without torch.
+
+Runs in two places: here, with torch blocked in a subprocess; and in CI's second venv,
+where only `litevit[ort]` is installed, so torch is really absent.
+"""
+
+import subprocess
+import sys
+import tempfile
+
+BLOCK_TORCH = "import sys; sys.modules['torch'] = None; sys.modules['onnxscript'] = None\n"
+
+
+def _run(code: str) -> subprocess.CompletedProcess:
+    # Run outside the checkout: `python -c` puts the working directory first on sys.path, where the
+    # source tree would shadow the installed package.
+    with tempfile.TemporaryDirectory() as cwd:
+        return subprocess.run(
+            [sys.executable, "-c", BLOCK_TORCH + code], capture_output=True, text=True, cwd=cwd
+        )
+
+
+def test_deployment_modules_import_without_torch():
+    proc = _run(
+        "import litevit, litevit.runtime, litevit.plugins, litevit.labels, litevit.cli\n"
+        "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
+        "print(litevit.__version__, len(litevit.labels.class_names('ade20k150')))\n"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["0.1.0", "150"]
+
+
+def test_authoring_api_without_torch_is_one_sentence():
+    proc = _run(
+        "import litevit\n"
+        "try:\n"
+        "    litevit.create_model('lvt')\n"
+        "except litevit.LitevitError as e:\n"
+        "    print(e)\n"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == (
+        "torch is not installed; the model zoo, FLOP counting and export needs it: "
+        "pip install 'litevit[author]' (torch)."
+    )
+
+
+def test_cli_without_torch_exits_2_with_one_line():
+    proc = _run("from litevit.cli import main; sys.exit(main(['info', 'lvt']))")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("litevit: error: torch is not installed")
+    assert len(proc.stderr.strip().splitlines()) == 1
