@@ -13,24 +13,12 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
-import time
 
 import torch
+from _common import cpu_name, median, time_ms
 
 from litevit.flops import count_model
 from litevit.models import create_model, list_models
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def bench(name: str, seconds: float, min_iters: int) -> dict[str, float | str]:
@@ -38,26 +26,18 @@ def bench(name: str, seconds: float, min_iters: int) -> dict[str, float | str]:
     h, w = model.cfg.paper.resolution or model.cfg.input_size
     x = torch.randn(1, 3, h, w)
     report = count_model(model, (h, w))
-    times: list[float] = []
     with torch.inference_mode():
-        for _ in range(2):
-            model(x)
-        start = time.perf_counter()
-        while len(times) < min_iters or time.perf_counter() - start < seconds:
-            t0 = time.perf_counter_ns()
-            model(x)
-            times.append((time.perf_counter_ns() - t0) / 1e6)
-    times.sort()
-    median = statistics.median(times)
+        times = time_ms(lambda: model(x), seconds, min_iters)
+    median_ms = median(times)
     return {
         "model": name,
         "input": f"{h}x{w}",
         "params_m": report.params_m,
         "gmacs": report.gmacs,
         "iters": len(times),
-        "median_ms": median,
+        "median_ms": median_ms,
         "p90_ms": times[min(len(times) - 1, int(0.9 * len(times)))],
-        "fps": 1000.0 / median,
+        "fps": 1000.0 / median_ms,
     }
 
 
@@ -70,7 +50,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(
-        f"# torch-eager CPU latency, batch 1: torch {torch.__version__}, {_cpu_name()}, "
+        f"# torch-eager CPU latency, batch 1: torch {torch.__version__}, {cpu_name()}, "
         f"{args.threads} threads, Python {platform.python_version()}\n"
     )
     print("| model | input | params M | GMACs | iters | median ms | p90 ms | FPS |")

@@ -115,6 +115,108 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="MODEL", help="registered model name (see `litevit info`)")
+    parser.add_argument(
+        "--weights", metavar="PATH", help="official checkpoint to load (default: random init)"
+    )
+    parser.add_argument(
+        "--use-ema", action="store_true", help="load the checkpoint's EMA weights (ELSA-Swin-B)"
+    )
+    parser.add_argument(
+        "--img-size",
+        nargs=2,
+        type=int,
+        metavar=("H", "W"),
+        help="input size (default: the model's, e.g. 224 224)",
+    )
+    batch = parser.add_mutually_exclusive_group()
+    batch.add_argument("--batch", type=int, default=1, metavar="N", help="fixed batch size (default: 1)")
+    batch.add_argument("--dynamic-batch", action="store_true", help="dynamic batch axis")
+    parser.add_argument(
+        "--dynamic-hw", action="store_true", help="dynamic height and width (multiples of the model's stride)"
+    )
+    parser.add_argument(
+        "--fp16", action="store_true", help="also write MODEL.fp16.onnx, a strongly typed FP16 graph"
+    )
+    parser.add_argument("--int8", action="store_true", help="INT8 (needs --calib; arrives with calibration)")
+    parser.add_argument("--calib", metavar="DIR", help="calibration image folder for --int8")
+    parser.add_argument(
+        "--ops",
+        choices=("function", "plugin", "inline"),
+        default="function",
+        help="custom ops as litevit nodes with ONNX function bodies (function, default: ONNX Runtime and "
+        "TensorRT run it), nodes only for the TensorRT plugin library (plugin), or standard ops only "
+        "(inline)",
+    )
+    parser.add_argument(
+        "--opset", type=int, default=17, help="ONNX opset (default: 17, what TensorRT 8.5/8.6 parse)"
+    )
+    parser.add_argument(
+        "--seg-output",
+        choices=("labels", "logits"),
+        default="labels",
+        help="segmentation models: int32 label map at input size, resize + argmax in the graph (labels, "
+        "default), or the head's native-resolution logits (logits)",
+    )
+    parser.add_argument("--out", metavar="DIR", help="artefact folder (default: ./litevit-artifacts/MODEL)")
+    parser.add_argument("--no-check", action="store_true", help="skip the parity gate against PyTorch")
+    parser.add_argument("--threads", type=int, metavar="N", help="ONNX Runtime threads for the parity gate")
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from litevit._deps import require
+
+    for module in ("torch", "onnxscript", "onnxruntime"):
+        require(module)
+    from litevit.export import ParityError, export_model
+
+    try:
+        result = export_model(
+            args.model,
+            weights=args.weights,
+            use_ema=args.use_ema,
+            img_size=args.img_size,
+            batch=args.batch,
+            dynamic_batch=args.dynamic_batch,
+            dynamic_hw=args.dynamic_hw,
+            fp16=args.fp16,
+            int8=args.int8,
+            calib=args.calib,
+            ops=args.ops,
+            opset=args.opset,
+            out_dir=args.out,
+            check=not args.no_check,
+            seg_output=args.seg_output,
+            threads=args.threads,
+        )
+    except ParityError as exc:
+        print(f"litevit: parity gate FAILED: {exc}", file=sys.stderr)
+        return 1
+    for name, entry in result.manifest["files"].items():
+        print(f"wrote {result.out_dir / name} ({entry['bytes'] / 1e6:.1f} MB)")
+    print(f"wrote {result.out_dir / 'manifest.json'}")
+    for notice in result.notices:
+        print(notice)
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from litevit._deps import require
+
+    for module in ("torch", "onnxruntime"):
+        require(module)
+    from litevit.export import ParityError, check_artifacts
+
+    try:
+        check_artifacts(args.artifact_dir, threads=args.threads)
+    except ParityError as exc:
+        print(f"litevit: parity gate FAILED: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.artifact_dir}: files match their hashes; parity gate passed.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="litevit", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"litevit {__version__}")
@@ -132,17 +234,54 @@ def build_parser() -> argparse.ArgumentParser:
     )
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
     info.set_defaults(func=_cmd_info)
+
+    export = sub.add_parser(
+        "export",
+        help="export a model to ONNX (FP32, FP16) with a parity gate",
+        description=EXPORT_DESCRIPTION,
+    )
+    _add_export_arguments(export)
+    export.set_defaults(func=_cmd_export)
+
+    check = sub.add_parser(
+        "check",
+        help="re-verify an artefact folder: file hashes and the parity gate",
+        description="Verify every file listed in ARTIFACT_DIR/manifest.json against its SHA-256 and rerun "
+        "the parity gate against PyTorch.",
+    )
+    check.add_argument("artifact_dir", metavar="ARTIFACT_DIR")
+    check.add_argument("--threads", type=int, metavar="N", help="ONNX Runtime threads")
+    check.set_defaults(func=_cmd_check)
     return parser
+
+
+EXPORT_DESCRIPTION = (
+    "Export a litevit model to an artefact folder: MODEL.onnx (FP32; CSA, RASA and GhostHead as nodes of "
+    "domain litevit), MODEL.fp16.onnx with --fp16, and manifest.json; then compare every output with "
+    "PyTorch on the same inputs (parity gate) and exit 1 if a stated tolerance is exceeded."
+)
+
+
+def export_main(argv: Sequence[str] | None = None) -> int:
+    """``litevit-export``: the same as ``litevit export``."""
+    parser = argparse.ArgumentParser(prog="litevit-export", description=EXPORT_DESCRIPTION)
+    _add_export_arguments(parser)
+    args = parser.parse_args(argv)
+    return _run(_cmd_export, args)
+
+
+def _run(func: Any, args: argparse.Namespace) -> int:
+    try:
+        return int(func(args))
+    except LitevitError as exc:
+        print(f"litevit: error: {exc}", file=sys.stderr)
+        return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except LitevitError as exc:
-        print(f"litevit: error: {exc}", file=sys.stderr)
-        return 2
+    return _run(args.func, args)
 
 
 if __name__ == "__main__":

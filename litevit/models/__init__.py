@@ -11,6 +11,7 @@ from litevit.models._registry import (
     create_model,
     get_model_cfg,
     list_models,
+    model_cfg,
     register_model,
 )
 from litevit.models.segmentation import segmentation_labels
@@ -22,6 +23,7 @@ __all__ = [
     "get_model_cfg",
     "list_models",
     "load_pretrained",
+    "model_cfg",
     "read_state_dict",
     "register_model",
     "segmentation_labels",

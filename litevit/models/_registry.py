@@ -14,8 +14,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from litevit.errors import InputSizeError, UnknownModelError
+from litevit.errors import InputSizeError, LitevitError, UnknownModelError
 
+SMOKE_IMG_SIZE = (64, 64)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # ImageNet mean/std in 0-255 pixel units, as mmseg configs write them.
@@ -60,6 +61,9 @@ class ModelCfg:
     checkpoint: str = ""  # official release file and repository
     paper: PaperFigures = field(default_factory=PaperFigures)
     arch: dict[str, Any] = field(default_factory=dict)  # architecture hyper-parameters
+    # A few narrow blocks of the same family (random weights, NOT the paper's model): what tests,
+    # CI and on-device self-tests build with ``create_model(name, smoke=True)``.
+    smoke_arch: dict[str, Any] = field(default_factory=dict)
 
     def data_config(self) -> dict[str, Any]:
         """Preprocessing facts for export, calibration, serving."""
@@ -140,6 +144,14 @@ def _entry(name: str) -> _Entry:
         ) from None
 
 
+def model_cfg(model: Any) -> ModelCfg:
+    """The :class:`ModelCfg` of a model made by :func:`create_model` (typed, for tools)."""
+    cfg = getattr(model, "cfg", None)
+    if not isinstance(cfg, ModelCfg):
+        raise LitevitError(f"{type(model).__name__} is not a litevit model (it has no ModelCfg).")
+    return cfg
+
+
 def list_models(pattern: str = "*") -> list[str]:
     """Registered model names matching a shell-style ``pattern``, in registration order."""
     _import_families()
@@ -160,19 +172,26 @@ def create_model(
     num_classes: int | None = None,
     img_size: int | Sequence[int] | None = None,
     checkpoint_path: str | None = None,
+    smoke: bool = False,
     **kwargs: Any,
 ) -> Any:
     """Build a registered model in eval mode with deterministic initialisation.
 
     ``num_classes`` and ``img_size`` override the variant's defaults; other keyword arguments
-    go to the family's builder (e.g. reduced ``depths`` for tests). ``checkpoint_path`` loads
-    an official checkpoint through :func:`litevit.load_pretrained`.
+    go to the family's builder (e.g. reduced ``depths`` for tests). ``smoke=True`` builds the
+    family's few-block smoke-test architecture (``cfg.smoke_arch``) at 64x64 unless ``img_size``
+    says otherwise. ``checkpoint_path`` loads an official checkpoint through
+    :func:`litevit.load_pretrained`.
     """
     import torch
 
     entry = _entry(name)
     cfg = entry.cfg
     changes: dict[str, Any] = {}
+    if smoke:
+        kwargs = {**cfg.smoke_arch, **kwargs}
+        if img_size is None:
+            img_size = SMOKE_IMG_SIZE
     if img_size is not None:
         changes["input_size"] = cfg.check_img_size(img_size)
     if num_classes is not None:

@@ -495,6 +495,7 @@ def _elsa_cfg(
     return ModelCfg(
         name=name,
         family="elsa",
+        smoke_arch={"embed_dim": 24, "depths": (1, 1, 1, 2), "num_heads": (1, 2, 2, 4), "group_width": 4},
         task="classification",
         input_size=(224, 224),
         num_classes=1000,

@@ -63,7 +63,7 @@ from litevit.models._registry import (
     PaperFigures,
     register_model,
 )
-from litevit.ops.csa import CSA_OP, gather_windows
+from litevit.ops.csa import CSA_OP, gather_windows, window_gather_weight
 from litevit.ops.rasa import RASA_OP
 
 # The one released configuration (``lvt`` / ``lvt_cls`` in the official code, rasa_cfg from
@@ -144,6 +144,9 @@ class ConvSelfAttention(nn.Module):
         self.pool = nn.AvgPool2d(stride, stride, ceil_mode=True)
         self.attn = nn.Linear(dim, num_heads * taps * taps)
         self.weight = nn.Conv2d(taps * dim, taps * dim, 1, groups=taps, bias=False)
+        # Constant one-hot weight of the window gather; not a parameter, not in the state dict.
+        self.window_gather_weight: torch.Tensor
+        self.register_buffer("window_gather_weight", window_gather_weight(dim, kernel_size), persistent=False)
         self.proj = nn.Linear(dim, dim)
         nn.init.normal_(self.weight.weight, 0.0, math.sqrt(2.0 / (taps * dim)))
 
@@ -155,7 +158,9 @@ class ConvSelfAttention(nn.Module):
         h, w = logits.shape[1:3]
         attn = logits.reshape(batch, h, w, self.num_heads * taps, taps).softmax(dim=-1)
         attn = attn.reshape(batch, h, w, -1).permute(0, 3, 1, 2)
-        values = self.weight(gather_windows(x_nchw, self.kernel_size, self.stride, self.padding))
+        values = self.weight(
+            gather_windows(x_nchw, self.window_gather_weight, self.kernel_size, self.stride, self.padding)
+        )
         out = CSA_OP(
             attn,
             values,
@@ -527,10 +532,19 @@ def _convert_mmseg_checkpoint(state: dict[str, torch.Tensor], model: nn.Module) 
     return converted
 
 
+LVT_SMOKE_ARCH = {
+    "embed_dims": (16, 16, 32, 32),
+    "depths": (1, 1, 1, 1),
+    "num_heads": (1, 2, 2, 4),
+    "mlp_ratios": (2, 2, 2, 2),
+}
+
+
 @register_model(
     ModelCfg(
         name="lvt",
         family="lvt",
+        smoke_arch={**LVT_SMOKE_ARCH, "post_layers": 1},
         task="classification",
         input_size=(224, 224),
         num_classes=1000,
@@ -562,6 +576,7 @@ def lvt(cfg: ModelCfg, **kwargs: Any) -> Lvt:
     ModelCfg(
         name="lvt_seg",
         family="lvt",
+        smoke_arch={**LVT_SMOKE_ARCH, "decoder_dim": 24},
         task="segmentation",
         input_size=(512, 512),
         num_classes=150,

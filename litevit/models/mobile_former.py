@@ -629,11 +629,27 @@ _RELEASE: dict[str, tuple[float, float, float, float, str]] = {
 }
 
 
+# A few narrow blocks of every kind; every width divides by 4 so 26M's group_num=4 still fits.
+SMOKE_ARCH = {
+    "blocks": (
+        ("lite", 2, 8, 1, 0),
+        ("dna3", 2, 16, 2, 2),
+        ("dna", 2, 16, 1, 2),
+        ("dna3", 2, 24, 2, 2),
+    ),
+    "stem_chs": 8,
+    "token_num": 2,
+    "token_dim": 32,
+    "num_features": 64,
+}
+
+
 def _model_cfg(variant: str) -> ModelCfg:
     params_m, gmacs, top1, drop_rate, drive_id = _RELEASE[variant]
     return ModelCfg(
         name=f"mobile_former_{variant}",
         family="mobile_former",
+        smoke_arch=SMOKE_ARCH,
         task="classification",
         input_size=(224, 224),
         num_classes=1000,

@@ -8,19 +8,22 @@ import torch
 import torch.nn.functional as F
 
 
-def segmentation_labels(logits: torch.Tensor, out_hw: Sequence[int]) -> torch.Tensor:
-    """Per-pixel class labels from a segmentation model's logits.
-
-    ``logits`` (B, classes, h, w), usually at a fraction of the input resolution, are resized
-    bilinearly (``align_corners=False``) to ``out_hw`` = (H, W) and arg-maxed over classes, as
-    mmseg's ``EncoderDecoder`` does at test time (resize the logits, not the labels). Returns an
-    int64 (B, H, W) label map.
-    """
+def resize_logits(logits: torch.Tensor, out_hw: Sequence[int]) -> torch.Tensor:
+    """Segmentation logits (B, classes, h, w) resized bilinearly (``align_corners=False``) to
+    ``out_hw`` = (H, W), as mmseg's ``EncoderDecoder`` does at test time (resize the logits,
+    not the labels); unchanged when already that size."""
     if logits.ndim != 4:
         raise ValueError(
             f"segmentation logits must be (batch, classes, height, width); got {tuple(logits.shape)}."
         )
-    height, width = (int(s) for s in out_hw)
-    if tuple(logits.shape[-2:]) != (height, width):
-        logits = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
-    return logits.argmax(dim=1)
+    if tuple(logits.shape[-2:]) == tuple(out_hw):
+        return logits
+    return F.interpolate(logits, size=tuple(out_hw), mode="bilinear", align_corners=False)
+
+
+def segmentation_labels(logits: torch.Tensor, out_hw: Sequence[int]) -> torch.Tensor:
+    """Per-pixel class labels: :func:`resize_logits` to ``out_hw``, then argmax over classes.
+
+    Returns an int64 (B, H, W) label map.
+    """
+    return resize_logits(logits, out_hw).argmax(dim=1)

@@ -77,9 +77,11 @@ def resample_grid_embedding(
 
     Bicubic, ``align_corners=False``: what mmseg's ``VisionTransformer.resize_pos_embed`` does
     (and timm for ViT position embeddings). Returns the input unchanged at the same grid, as
-    mmseg skips the resize there too.
+    mmseg skips the resize there too; a symbolic grid (export with dynamic height/width) always
+    gets the resize, which is the identity at the same size.
     """
-    if tuple(src_grid) == tuple(dst_grid):
+    symbolic = any(isinstance(size, torch.SymInt) for size in dst_grid)
+    if not symbolic and tuple(src_grid) == tuple(dst_grid):
         return embedding
     lead, channels = embedding.shape[:-2], embedding.shape[-1]
     grid = embedding.reshape(-1, src_grid[0], src_grid[1], channels).permute(0, 3, 1, 2)
@@ -477,7 +479,7 @@ class SegViT(nn.Module):
 
     def forward_head(self, features: Sequence[torch.Tensor], image_size: Sequence[int]) -> torch.Tensor:
         """Class scores ``(B, N_cls, H, W)`` for an image of ``image_size`` (H, W)."""
-        out_size = (int(image_size[0]), int(image_size[1]))
+        out_size = (image_size[0], image_size[1])  # kept symbolic under export with dynamic H, W
         grid = (out_size[0] // PATCH_SIZE, out_size[1] // PATCH_SIZE)
         class_logits, mask_logits = self.decode_head(features, grid)
         class_probs = class_logits.softmax(dim=-1)[..., :-1]  # drop "no object"
@@ -583,6 +585,17 @@ def _seg_resize(crop: int, stride: int, divisor: int) -> str:
     )
 
 
+# Smoke-test architecture: a 64-d ViT with 6 layers and a 2-layer, 32-d decoder.
+_SMOKE_VIT = {
+    "embed_dim": 64,
+    "depth": 6,
+    "num_heads": 2,
+    "decoder_dim": 32,
+    "decoder_heads": 2,
+    "decoder_layers": 2,
+}
+
+
 def _segvit_cfg(
     name: str,
     *,
@@ -594,10 +607,12 @@ def _segvit_cfg(
     checkpoint: str,
     paper: PaperFigures,
     arch: dict[str, Any],
+    smoke_arch: dict[str, Any],
 ) -> ModelCfg:
     return ModelCfg(
         name=name,
         family="segvit",
+        smoke_arch=smoke_arch,
         task="segmentation",
         input_size=(crop, crop),
         num_classes=150,
@@ -641,6 +656,7 @@ _FLOPS_NOTE = (
             note=_FLOPS_NOTE + " params: fvcore re-measurement of the official classes (models.md).",
         ),
         arch=_ARCH_VIT_B,
+        smoke_arch={**_SMOKE_VIT, "out_indices": (1, 3, 5)},
     ),
     checkpoint_filter=checkpoint_filter_fn,
 )
@@ -667,6 +683,7 @@ def segvit_vit_b_ade(cfg: ModelCfg, **kwargs: Any) -> SegViT:
             note=_FLOPS_NOTE + " params: fvcore re-measurement of the official classes (models.md).",
         ),
         arch=_ARCH_VIT_L,
+        smoke_arch={**_SMOKE_VIT, "out_indices": (1, 3, 5)},
     ),
     checkpoint_filter=checkpoint_filter_fn,
 )
@@ -695,6 +712,7 @@ def segvit_vit_l_ade(cfg: ModelCfg, **kwargs: Any) -> SegViT:
             + " Plain fvcore on torch>=2 reports 347.7 G: it misses the QU decoders' SDPA matmuls.",
         ),
         arch=_ARCH_VIT_L_SHRUNK,
+        smoke_arch={**_SMOKE_VIT, "out_indices": (1, 5), "shrink_idx": 2},
     ),
     checkpoint_filter=checkpoint_filter_fn,
 )

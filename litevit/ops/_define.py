@@ -5,7 +5,9 @@ An op is registered as ``torch.ops.litevit.<name>`` (a ``torch.library.custom_op
 * models call one opaque op whose body is the reference implementation (CPU, no extension);
 * FLOP counting sees the op as a whole and uses its formula (``litevit.flops``);
 * autograd works by differentiating the reference (training the small test fixtures);
-* export (``litevit.export``) can map the op to one ONNX node of domain ``litevit``;
+* export (``litevit.export``) maps the op to one ONNX node of domain ``litevit`` (its schema is
+  registered with onnx here, so the checker validates the node's attributes), with the op's
+  ONNX function body (standard ops) attached, stripped or inlined;
 * the CUDA kernel and TensorRT plugin (``plugins/<op>/``) implement the same contract.
 """
 
@@ -16,10 +18,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import onnx
 import torch
 
 DOMAIN = "litevit"
 OP_VERSION = 1
+# Attributes every litevit node carries so that TensorRT's ONNX parser maps it to our plugin
+# (plugin_namespace is what TensorRT >= 10.15 needs to prefer a plugin over a function body).
+PLUGIN_ATTRS = {"plugin_version": str(OP_VERSION), "plugin_namespace": DOMAIN}
+
+OnnxFunctionBuilder = Callable[[dict[str, Any], int], onnx.FunctionProto]
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,15 @@ class OpDef:
     macs: Callable[..., int]  # same arguments, tensors replaced by shapes
     tensor_args: tuple[str, ...]  # names of the tensor inputs, in order
     attr_args: tuple[str, ...]  # names of the attributes, in order
+    # onnx_function(node_attrs, opset) -> the op's body in standard ONNX ops at that opset.
+    onnx_function: OnnxFunctionBuilder | None = None
+    # Attributes the body bakes in (unrolled loops, kernel geometry): every node of this op in
+    # one model must share their values, since a model holds one body per op.
+    baked_attrs: tuple[str, ...] = ()
+    # onnx_attrs(shapes..., attrs...) -> extra INT attributes the ONNX node carries, derived from
+    # the static input shapes at export (e.g. the channel count a body's grouped Conv needs).
+    onnx_attrs: Callable[..., dict[str, int]] | None = None
+    onnx_attr_names: tuple[str, ...] = ()
 
     @property
     def torch_op(self) -> Any:
@@ -67,11 +84,17 @@ def define_op(
     reference: Callable[..., torch.Tensor],
     output_shape: Callable[..., tuple[int, ...]],
     macs: Callable[..., int],
+    *,
+    onnx_function: OnnxFunctionBuilder | None = None,
+    baked_attrs: tuple[str, ...] = (),
+    onnx_attrs: Callable[..., dict[str, int]] | None = None,
+    onnx_attr_names: tuple[str, ...] = (),
 ) -> OpDef:
     """Register ``reference`` as ``torch.ops.litevit.<reference.__name__>``.
 
     ``reference`` must be fully type-annotated (tensors first, then int/float/list attributes);
     ``output_shape`` and ``macs`` take the same arguments with each tensor replaced by its shape.
+    ``onnx_function`` builds the op's ONNX function body (see :class:`OpDef`).
     """
     torch_name = reference.__name__
     params = inspect.signature(reference).parameters
@@ -110,6 +133,61 @@ def define_op(
 
     op.register_autograd(_backward, setup_context=_setup_context)
 
-    opdef = OpDef(onnx_name, torch_name, reference, output_shape, macs, tensor_args, attr_args)
+    opdef = OpDef(
+        onnx_name,
+        torch_name,
+        reference,
+        output_shape,
+        macs,
+        tensor_args,
+        attr_args,
+        onnx_function,
+        baked_attrs,
+        onnx_attrs,
+        onnx_attr_names,
+    )
+    _register_onnx_schema(opdef, params)
     OPS[onnx_name] = opdef
     return opdef
+
+
+_ONNX_ATTR_TYPES = {
+    int: onnx.defs.OpSchema.AttrType.INT,
+    float: onnx.defs.OpSchema.AttrType.FLOAT,
+    str: onnx.defs.OpSchema.AttrType.STRING,
+    list[int]: onnx.defs.OpSchema.AttrType.INTS,
+    "int": onnx.defs.OpSchema.AttrType.INT,
+    "float": onnx.defs.OpSchema.AttrType.FLOAT,
+    "str": onnx.defs.OpSchema.AttrType.STRING,
+    "list[int]": onnx.defs.OpSchema.AttrType.INTS,
+}
+
+
+def _register_onnx_schema(opdef: OpDef, params: Any) -> None:
+    """Register ``litevit::<op>`` with onnx so exporters can emit it and the checker validates it."""
+    if onnx.defs.has(opdef.onnx_name, DOMAIN):
+        return
+    schema = onnx.defs.OpSchema
+    attributes = [
+        schema.Attribute(name, _ONNX_ATTR_TYPES[params[name].annotation], f"{opdef.onnx_name} {name}")
+        for name in opdef.attr_args
+    ]
+    attributes += [
+        schema.Attribute(name, schema.AttrType.INT, f"{opdef.onnx_name} {name}, from the input shapes")
+        for name in opdef.onnx_attr_names
+    ]
+    attributes += [
+        schema.Attribute(name, schema.AttrType.STRING, "TensorRT plugin lookup") for name in PLUGIN_ATTRS
+    ]
+    onnx.defs.register_schema(
+        schema(
+            opdef.onnx_name,
+            DOMAIN,
+            OP_VERSION,
+            doc=(opdef.reference.__doc__ or "").strip().splitlines()[0],
+            inputs=[schema.FormalParameter(name, "T") for name in opdef.tensor_args],
+            outputs=[schema.FormalParameter("output", "T")],
+            type_constraints=[("T", ["tensor(float)", "tensor(float16)"], "float tensors")],
+            attributes=attributes,
+        )
+    )

@@ -45,10 +45,14 @@ same formulation exports to plain ONNX if ever needed.
 
 from __future__ import annotations
 
+from typing import Any
+
+import onnx
 import torch
 import torch.nn.functional as F
 
 from litevit.ops._define import define_op
+from litevit.ops._onnx import FunctionBuilder
 
 
 def ghost_head_output_shape(
@@ -136,4 +140,52 @@ def ghost_head(
     return out.reshape(batch, channels, height, width)
 
 
-GHOST_HEAD_OP = define_op("GhostHead", ghost_head, ghost_head_output_shape, ghost_head_macs)
+def ghost_head_onnx_function(attrs: dict[str, Any], opset: int) -> onnx.FunctionProto:
+    """GhostHead's body in standard ONNX ops: the reference's k² shifted-slice multiply-adds.
+
+    With G = heads and the channels split per head (all views, no transposes)::
+
+        v_pad  = Pad(v, (k//2)·d) as (B, G, C/G, H + 2·(k//2)·d, W + 2·(k//2)·d)
+        attn   as (B, G, 1, k², H, W);  ghost_mul, ghost_add as (G, C/G, k², 1, 1)
+        out    = sum_t Slice(v_pad, shifted by (ky·d, kx·d))
+                       * (attn[:, :, :, t] * ghost_mul[:, :, t] + ghost_add[:, :, t])
+
+    unrolled over the taps t = ky·k + kx (an im2col would need Im2Col, or a one-hot ``Conv``
+    costing k⁴ instead of k² per value). ``heads`` is not baked: G = channels(attn) / k², so one
+    body serves every head count; ``kernel_size`` and ``dilation`` are baked.
+    """
+    kernel_size, dilation = attrs["kernel_size"], attrs["dilation"]
+    taps = kernel_size * kernel_size
+    border = (kernel_size // 2) * dilation
+    fb = FunctionBuilder("GhostHead", opset)
+    heads = fb.op("Div", fb.dims("attn", 1, 2), fb.ints([taps]))
+    padded = fb.op("Pad", "v", fb.ints([0, 0, border, border, 0, 0, border, border]))
+    padded = fb.reshape(padded, fb.dims("v", 0, 1), heads, fb.ints([-1]), fb.dims(padded, 2, 4))
+    attn = fb.reshape("attn", fb.dims("attn", 0, 1), fb.ints([-1, 1, taps]), fb.dims("attn", 2, 4))
+    ghost_shape = fb.op("Concat", heads, fb.ints([-1, taps, 1, 1]), axis=0)
+    ghost_mul = fb.reshape("ghost_mul", ghost_shape)
+    ghost_add = fb.reshape("ghost_add", ghost_shape)
+
+    terms = []
+    for ky in range(kernel_size):
+        for kx in range(kernel_size):
+            tap = ky * kernel_size + kx
+            shifted = fb.window(padded, border, ky * dilation, kx * dilation, [3, 4])  # (B, G, C/G, H, W)
+            spatial_filter = fb.op(
+                "Add",
+                fb.op("Mul", fb.take(attn, tap, axis=3), fb.take(ghost_mul, tap, axis=2)),
+                fb.take(ghost_add, tap, axis=2),
+            )
+            terms.append(fb.op("Mul", shifted, spatial_filter))
+    out = fb.add_all(terms)
+    return fb.build(fb.reshape(out, fb.op("Shape", "v")))
+
+
+GHOST_HEAD_OP = define_op(
+    "GhostHead",
+    ghost_head,
+    ghost_head_output_shape,
+    ghost_head_macs,
+    onnx_function=ghost_head_onnx_function,
+    baked_attrs=("kernel_size", "dilation"),
+)

@@ -10,17 +10,13 @@ import torch
 import torch.nn.functional as F
 
 from litevit.errors import CheckpointError, InputSizeError
+from litevit.models.lvt import LVT_SMOKE_ARCH
 from litevit.models import create_model, get_model_cfg, list_models
 from litevit.models._pretrained import check_state_dict, convert_checkpoint, state_dict_from_key_list
 from litevit.models import segmentation_labels
 
 KEYS = Path(__file__).parent.parent / "fixtures" / "keys"
-SMALL = {
-    "embed_dims": (16, 16, 32, 32),
-    "depths": (1, 1, 1, 1),
-    "num_heads": (1, 2, 2, 4),
-    "mlp_ratios": (2, 2, 2, 2),
-}
+SMALL = LVT_SMOKE_ARCH
 
 
 def _keys(name: str) -> dict[str, list[int]]:

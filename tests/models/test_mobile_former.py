@@ -40,19 +40,7 @@ OFFICIAL_PARAMS = {
     "508m": 13_976_976,
 }
 
-# A few narrow blocks of every kind; every width divides by 4 so 26M's group_num=4 still fits.
-TINY = {
-    "blocks": (
-        ("lite", 2, 8, 1, 0),
-        ("dna3", 2, 16, 2, 2),
-        ("dna", 2, 16, 1, 2),
-        ("dna3", 2, 24, 2, 2),
-    ),
-    "stem_chs": 8,
-    "token_num": 2,
-    "token_dim": 32,
-    "num_features": 64,
-}
+TINY = get_model_cfg("mobile_former_26m").smoke_arch
 
 
 def tiny(variant: str, **kwargs):

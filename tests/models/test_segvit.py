@@ -18,19 +18,9 @@ KEYS_DIR = Path(__file__).parents[1] / "fixtures" / "keys"
 VARIANTS = ("segvit_vit_b_ade", "segvit_vit_l_ade", "segvit_shrunk_vit_l_ade")
 NUM_CLASSES = 5
 
-# Reduced configs: 64-d ViT with 6 layers; plain model taps 3 layers, Shrunk shrinks at layer 2.
-_REDUCED_VIT = {
-    "embed_dim": 64,
-    "depth": 6,
-    "num_heads": 2,
-    "decoder_dim": 32,
-    "decoder_heads": 2,
-    "decoder_layers": 2,
-}
 REDUCED = {
-    "segvit_vit_b_ade": {**_REDUCED_VIT, "out_indices": (1, 3, 5)},
-    "segvit_vit_l_ade": {**_REDUCED_VIT, "out_indices": (1, 3, 5)},
-    "segvit_shrunk_vit_l_ade": {**_REDUCED_VIT, "out_indices": (1, 5), "shrink_idx": 2},
+    name: get_model_cfg(name).smoke_arch
+    for name in ("segvit_vit_b_ade", "segvit_vit_l_ade", "segvit_shrunk_vit_l_ade")
 }
 
 

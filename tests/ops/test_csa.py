@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from litevit.ops import CSA_OP, OPS
-from litevit.ops.csa import csa_macs, csa_output_shape, gather_windows
+from litevit.ops.csa import csa_macs, csa_output_shape, gather_windows, window_gather_weight
 
 
 def _official_csa_core(
@@ -67,7 +67,9 @@ def _ours(x, attn, weight, heads, kernel_size, stride, padding, h, w):
     # (B, heads, windows, i, j) -> (B, heads·k²·k², H', W'), channel (head·k² + i)·k² + j
     attn_map = attn.permute(0, 1, 3, 4, 2).reshape(batch, -1, h, w)
     values = F.conv2d(
-        gather_windows(x, kernel_size, stride, padding), weight, groups=kernel_size * kernel_size
+        gather_windows(x, window_gather_weight(x.shape[1], kernel_size), kernel_size, stride, padding),
+        weight,
+        groups=kernel_size * kernel_size,
     )
     out = CSA_OP(attn_map, values, heads=heads, kernel_size=kernel_size, stride=stride, padding=padding)
     return out[:, :, :height, :width]
@@ -96,7 +98,7 @@ def test_uncropped_output_holds_exactly_the_dropped_contributions() -> None:
     # For odd H the op's last row is what F.fold discards: folding onto H+1 rows gives it back.
     x, attn, weight, h, w = _inputs(1, 4, 7, 7, 2, 3, 2, 1, dtype=torch.float64)
     attn_map = attn.permute(0, 1, 3, 4, 2).reshape(1, -1, h, w)
-    values = F.conv2d(gather_windows(x, 3, 2, 1), weight, groups=9)
+    values = F.conv2d(gather_windows(x, window_gather_weight(x.shape[1], 3), 3, 2, 1), weight, groups=9)
     full = CSA_OP(attn_map, values, heads=2, kernel_size=3, stride=2, padding=1)
     assert full.shape[-2:] == (8, 8)
     padded_x = F.pad(x, (0, 1, 0, 1))  # 8x8 input has the same 4x4 windows over the 7x7 pixels
@@ -106,7 +108,7 @@ def test_uncropped_output_holds_exactly_the_dropped_contributions() -> None:
 
 def test_gather_windows_equals_unfold() -> None:
     x = torch.randn(2, 5, 7, 10)
-    got = gather_windows(x, 3, 2, 1)  # channel j·C + c
+    got = gather_windows(x, window_gather_weight(x.shape[1], 3), 3, 2, 1)  # channel j·C + c
     ref = F.unfold(x, 3, padding=1, stride=2)  # channel c·k² + j
     regrouped = got.reshape(2, 9, 5, -1).transpose(1, 2).reshape(2, 45, -1)
     torch.testing.assert_close(regrouped, ref, rtol=0, atol=0)
@@ -115,7 +117,7 @@ def test_gather_windows_equals_unfold() -> None:
 def test_output_shape_and_macs() -> None:
     x, attn, weight, h, w = _inputs(2, 8, 7, 10, 2, 3, 2, 1)
     attn_map = attn.permute(0, 1, 3, 4, 2).reshape(2, -1, h, w)
-    values = F.conv2d(gather_windows(x, 3, 2, 1), weight, groups=9)
+    values = F.conv2d(gather_windows(x, window_gather_weight(x.shape[1], 3), 3, 2, 1), weight, groups=9)
     out = CSA_OP(attn_map, values, heads=2, kernel_size=3, stride=2, padding=1)
     assert tuple(out.shape) == csa_output_shape(tuple(attn_map.shape), tuple(values.shape), 2, 3, 2, 1)
     # fvcore counts the official `attn @ v` as numel(attn) * head_dim.
@@ -138,7 +140,11 @@ def test_rejects_inconsistent_shapes() -> None:
 def test_gradcheck_and_opcheck() -> None:
     x, attn, weight, h, w = _inputs(1, 2, 3, 4, 2, 3, 2, 1, dtype=torch.float64)
     attn_map = attn.permute(0, 1, 3, 4, 2).reshape(1, -1, h, w).requires_grad_(True)
-    values = F.conv2d(gather_windows(x, 3, 2, 1), weight, groups=9).detach().requires_grad_(True)
+    values = (
+        F.conv2d(gather_windows(x, window_gather_weight(x.shape[1], 3), 3, 2, 1), weight, groups=9)
+        .detach()
+        .requires_grad_(True)
+    )
     attrs = {"heads": 2, "kernel_size": 3, "stride": 2, "padding": 1}
     assert torch.autograd.gradcheck(lambda a, v: CSA_OP(a, v, **attrs), (attn_map, values))
     torch.library.opcheck(CSA_OP.torch_op, (attn_map, values), attrs)

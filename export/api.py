@@ -1,0 +1,430 @@
+"""``export_model`` and ``check_artifacts``: the Python API behind ``litevit-export`` and
+``litevit check``.
+
+An export writes an artefact folder (default ``./litevit-artifacts/MODEL/``)::
+
+    MODEL.onnx        FP32 graph, custom ops per --ops (function | plugin | inline)
+    MODEL.fp16.onnx   strongly typed FP16 graph (with --fp16)
+    manifest.json     model + config, inputs/outputs, dynamic axes, opset, custom ops, mode,
+                      versions, SHA-256 of every file, parity results
+
+Every file is written atomically, the manifest last: a folder whose manifest lists a file with
+its hash holds that file complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import io
+import json
+import logging
+import os
+import platform
+import shlex
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import onnx
+import torch
+
+import litevit
+from litevit._deps import has
+from litevit._io import ensure_writable_dir, sha256_file, write_bytes, write_json
+from litevit.errors import LitevitError
+from litevit.export.fp16 import convert_to_fp16
+from litevit.export.onnx_export import (
+    INPUT_NAME,
+    OPS_MODES,
+    SEG_OUTPUTS,
+    GraphSpec,
+    SegmentationLabels,
+    apply_ops_mode,
+    custom_op_usage,
+    for_onnxruntime,
+    output_names,
+    torch_to_onnx,
+    validate,
+)
+from litevit.export.parity import TOLERANCES, ParityError, as_dicts, format_table, run_parity
+from litevit.models import create_model, get_model_cfg, load_pretrained, model_cfg
+
+MANIFEST = "manifest.json"
+MANIFEST_VERSION = 1
+DEFAULT_OUT_ROOT = "litevit-artifacts"
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote and how its parity gate went."""
+
+    out_dir: Path
+    files: dict[str, Path]
+    manifest: dict[str, Any]
+    tables: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(entry["passed"] for entry in self.manifest.get("parity", {}).values())
+
+
+def _versions() -> dict[str, str | None]:
+    import importlib.metadata
+
+    def version(dist: str) -> str | None:
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    ort_version = version("onnxruntime") or version("onnxruntime-gpu")
+    return {
+        "litevit": litevit.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "onnxscript": version("onnxscript"),
+        "onnxruntime": ort_version,
+    }
+
+
+def _build_module(
+    name: str,
+    weights: str | None,
+    img_size: tuple[int, int] | None,
+    use_ema: bool,
+    seg_output: str,
+    model_kwargs: dict[str, Any],
+) -> torch.nn.Module:
+    model = create_model(name, img_size=img_size, **model_kwargs)
+    if weights is not None:
+        load_pretrained(model, weights, use_ema=use_ema)
+    if model.cfg.task == "segmentation" and seg_output == "labels":
+        return SegmentationLabels(model)
+    return model
+
+
+def _parity_shapes(spec: GraphSpec, divisor: int) -> list[tuple[int, ...]]:
+    h, w = spec.img_size
+    shapes: list[tuple[int, ...]] = [(spec.batch, 3, h, w)]
+    if spec.dynamic_batch:
+        shapes.append((spec.batch + 2, 3, h, w))
+    if spec.dynamic_hw:
+        # A second, non-square resolution proves both spatial axes are really dynamic.
+        shapes.append((spec.batch, 3, h + 2 * divisor, w + divisor))
+    return shapes
+
+
+def _save_onnx(model: onnx.ModelProto, path: Path) -> None:
+    write_bytes(path, model.SerializeToString())
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Any:
+    """torch's exporter prints progress and warns about absent torchvision ops; keep the user's
+    terminal for litevit's own report (the text is kept for error messages)."""
+    buffer = io.StringIO()
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(buffer):
+            yield buffer
+    finally:
+        logger.setLevel(level)
+
+
+def trt_build_hint(out_dir: Path, model: str, spec: GraphSpec, fp16: bool, has_custom_ops: bool) -> str:
+    """The trtexec command that builds the engine on the target, in one line per TensorRT family."""
+    shapes = ""
+    if spec.dynamic_axes():
+        h, w = spec.img_size
+        b = spec.batch
+        shapes = (
+            f" --minShapes={INPUT_NAME}:1x3x{h}x{w} --optShapes={INPUT_NAME}:{b}x3x{h}x{w}"
+            f" --maxShapes={INPUT_NAME}:{max(b, 8)}x3x{h}x{w}"
+        )
+    precision = "fp16" if fp16 else "fp32"
+    engine = shlex.quote(str(out_dir / f"{model}.{precision}.engine"))
+    fp32_onnx = shlex.quote(str(out_dir / f"{model}.onnx"))
+    plugins = " --staticPlugins=liblitevit_plugins.so" if has_custom_ops and spec.ops != "inline" else ""
+    if fp16:
+        typed = shlex.quote(str(out_dir / f"{model}.fp16.onnx"))
+        modern = f"trtexec --onnx={typed} --stronglyTyped --saveEngine={engine}{shapes}{plugins}"
+        legacy = f"trtexec --onnx={fp32_onnx} --fp16 --saveEngine={engine}{shapes}"
+    else:
+        modern = f"trtexec --onnx={fp32_onnx} --saveEngine={engine}{shapes}{plugins}"
+        legacy = f"trtexec --onnx={fp32_onnx} --saveEngine={engine}{shapes}"
+    legacy_note = (
+        "  (TensorRT 8.5/8.6 cannot run ONNX function bodies: use an --ops inline export, or "
+        "--plugins=liblitevit_plugins.so with an --ops plugin export)"
+        if has_custom_ops and spec.ops != "inline"
+        else ""
+    )
+    return f"  TensorRT >= 10: {modern}\n  TensorRT 8.5/8.6: {legacy}{legacy_note}"
+
+
+def export_model(
+    model: str,
+    *,
+    weights: str | os.PathLike[str] | None = None,
+    use_ema: bool = False,
+    img_size: Sequence[int] | None = None,
+    batch: int = 1,
+    dynamic_batch: bool = False,
+    dynamic_hw: bool = False,
+    fp16: bool = False,
+    int8: bool = False,
+    calib: str | os.PathLike[str] | None = None,
+    ops: str = "function",
+    opset: int = 17,
+    out_dir: str | os.PathLike[str] | None = None,
+    check: bool = True,
+    seg_output: str = "labels",
+    threads: int | None = None,
+    model_kwargs: dict[str, Any] | None = None,
+    log: Callable[[str], None] = print,
+) -> ExportResult:
+    """Export a registered model to an artefact folder and run the parity gate.
+
+    Raises :class:`LitevitError` for bad arguments and :class:`ParityError` (after writing the
+    files and a manifest that records the failure) when a graph disagrees with PyTorch.
+    """
+    cfg = get_model_cfg(model)
+    if ops not in OPS_MODES:
+        raise LitevitError(f"unknown --ops mode {ops!r}; choose one of {', '.join(OPS_MODES)}.")
+    if seg_output not in SEG_OUTPUTS:
+        raise LitevitError(f"unknown --seg-output {seg_output!r}; choose one of {', '.join(SEG_OUTPUTS)}.")
+    if batch < 1:
+        raise LitevitError(f"--batch must be at least 1; got {batch}.")
+    size = cfg.check_img_size(img_size) if img_size is not None else cfg.input_size
+    model_kwargs = dict(model_kwargs or {})
+    weights_path = os.fspath(weights) if weights is not None else None
+    if weights_path is not None and not os.path.isfile(weights_path):
+        raise LitevitError(f"weights file {weights_path!r} does not exist or is not a file.")
+    folder = ensure_writable_dir(out_dir if out_dir is not None else Path(DEFAULT_OUT_ROOT) / model)
+    notices: list[str] = []
+    if int8:
+        notices.append(
+            "INT8 needs calibration from your images, which arrives with litevit's calibration "
+            "release (--int8 --calib DIR); no INT8 graph was written."
+        )
+    spec = GraphSpec(size, batch, dynamic_batch, dynamic_hw, opset, ops)
+    module = _build_module(model, weights_path, size, use_ema, seg_output, model_kwargs)
+    names = output_names(cfg.task, seg_output)
+
+    start = time.perf_counter()
+    with _quiet_exporter() as chatter:
+        try:
+            graph = torch_to_onnx(module, spec, names)
+        except LitevitError:
+            raise
+        except Exception as exc:  # the exporter raises many types; keep its first line
+            last = [line for line in chatter.getvalue().splitlines() if line.strip()][-1:]
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise LitevitError(
+                f"torch could not export {model}: {detail}{' / ' + last[0] if last else ''}"
+            ) from exc
+    graph = _rename_dynamic_dims(graph, spec)
+    graph.metadata_props.extend(
+        [
+            onnx.StringStringEntryProto(key="litevit.model", value=model),
+            onnx.StringStringEntryProto(key="litevit.version", value=litevit.__version__),
+            onnx.StringStringEntryProto(key="litevit.ops_mode", value=ops),
+        ]
+    )
+    fp32 = apply_ops_mode(graph, ops)
+    validate(fp32, opset)
+    export_seconds = time.perf_counter() - start
+
+    files = {"fp32": folder / f"{model}.onnx"}
+    graphs = {"fp32": fp32}
+    if fp16:
+        files["fp16"] = folder / f"{model}.fp16.onnx"
+        graphs["fp16"] = convert_to_fp16(fp32)
+        validate(graphs["fp16"], opset)
+    for key, path in files.items():
+        _save_onnx(graphs[key], path)
+
+    tables = []
+    parity: dict[str, Any] = {}
+    if check:
+        shapes = _parity_shapes(spec, model_cfg(module).size_divisor)
+        for key, path in files.items():
+            results = run_parity(module, for_onnxruntime(graphs[key]), shapes, key, threads)
+            parity[path.name] = {
+                "precision": key,
+                "runtime": "onnxruntime CPUExecutionProvider",
+                "reference": "PyTorch FP32 eager (same weights, same inputs)",
+                "tolerance": dataclasses.asdict(TOLERANCES[key]),
+                "passed": all(r.passed for r in results),
+                "results": as_dicts(results),
+            }
+            tables.append(format_table(f"parity {path.name} vs PyTorch FP32 (ONNX Runtime CPU):", results))
+
+    manifest = {
+        "manifest_version": MANIFEST_VERSION,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "model": model,
+        "task": cfg.task,
+        "model_kwargs": model_kwargs,
+        "weights": {
+            "path": os.path.abspath(weights_path),
+            "sha256": sha256_file(weights_path),
+            "use_ema": use_ema,
+        }
+        if weights_path
+        else None,
+        "data_config": model_cfg(module).data_config(),
+        "arch": model_cfg(module).arch,
+        "inputs": _io_description(fp32.graph.input),
+        "outputs": _io_description(fp32.graph.output),
+        "dynamic_axes": {INPUT_NAME: spec.dynamic_axes()},
+        "img_size": list(size),
+        "batch": batch,
+        "seg_output": seg_output if cfg.task == "segmentation" else None,
+        "opset": opset,
+        "ops_mode": ops,
+        "custom_ops": custom_op_usage(graph),
+        "versions": _versions(),
+        "export_seconds": round(export_seconds, 2),
+        "files": {
+            path.name: {"precision": key, "sha256": sha256_file(path), "bytes": path.stat().st_size}
+            for key, path in files.items()
+        },
+        "parity": parity,
+        "notices": notices,
+    }
+    write_json(folder / MANIFEST, manifest)
+    result = ExportResult(folder, files, manifest, tables, notices)
+    for table in tables:
+        log(table)
+    if check and not result.passed:
+        failed = [name for name, entry in parity.items() if not entry["passed"]]
+        raise ParityError(
+            f"parity gate failed for {', '.join(failed)} (tolerances in {folder / MANIFEST}); "
+            f"the files are kept for inspection."
+        )
+    if fp16 or int8:
+        if has("tensorrt"):
+            notices.append(
+                "TensorRT is installed, but engine builds arrive with `litevit build` (next release); "
+                "build with:"
+            )
+        else:
+            notices.append(
+                "TensorRT is not installed here, so no engine was built; on the target, build it with:"
+            )
+        notices.append(trt_build_hint(folder, model, spec, fp16, bool(manifest["custom_ops"])))
+    return result
+
+
+def _io_description(values: Any) -> list[dict[str, Any]]:
+    described = []
+    for value in values:
+        tensor = value.type.tensor_type
+        described.append(
+            {
+                "name": value.name,
+                "dtype": onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name,
+                "shape": [d.dim_param if d.dim_param else d.dim_value for d in tensor.shape.dim],
+            }
+        )
+    return described
+
+
+def _rename_dynamic_dims(model: onnx.ModelProto, spec: GraphSpec) -> onnx.ModelProto:
+    """Name the graph's dynamic dims after the axes they are (the exporter writes symbols such
+    as ``s77`` or ``32*s75``); output dims that are the same symbols get the same names."""
+    input_dims = model.graph.input[0].type.tensor_type.shape.dim
+    names = {
+        input_dims[axis].dim_param: name
+        for axis, name in spec.dynamic_axes().items()
+        if input_dims[axis].dim_param
+    }
+    for value in [*model.graph.input, *model.graph.output]:
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param in names:
+                dim.dim_param = names[dim.dim_param]
+    return model
+
+
+def read_manifest(artifact_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    path = Path(artifact_dir) / MANIFEST
+    if not path.is_file():
+        raise LitevitError(f"{str(artifact_dir)!r} is not a litevit artefact folder: it has no {MANIFEST}.")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise LitevitError(f"{str(path)!r} is not valid JSON: {exc}.") from None
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("manifest_version") != MANIFEST_VERSION
+        or "model" not in manifest
+    ):
+        raise LitevitError(f"{str(path)!r} is not a litevit manifest (version {MANIFEST_VERSION}).")
+    return manifest
+
+
+def check_artifacts(
+    artifact_dir: str | os.PathLike[str], threads: int | None = None, log: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """Verify every file's SHA-256 and rerun the parity gate; returns the fresh parity results."""
+    folder = Path(artifact_dir)
+    manifest = read_manifest(folder)
+    for name, entry in manifest["files"].items():
+        path = folder / name
+        if not path.is_file():
+            raise LitevitError(f"{str(path)!r} is listed in the manifest but missing.")
+        if sha256_file(path) != entry["sha256"]:
+            raise LitevitError(
+                f"{str(path)!r} does not match its SHA-256 in the manifest: it was modified or corrupted."
+            )
+    weights = manifest.get("weights")
+    if weights and (not os.path.isfile(weights["path"]) or sha256_file(weights["path"]) != weights["sha256"]):
+        raise LitevitError(
+            f"the weights {weights['path']!r} this export was made from are missing or changed."
+        )
+    spec = GraphSpec(
+        tuple(manifest["img_size"]),  # type: ignore[arg-type]
+        manifest["batch"],
+        0 in {int(k) for k in manifest["dynamic_axes"][INPUT_NAME]},
+        2 in {int(k) for k in manifest["dynamic_axes"][INPUT_NAME]},
+        manifest["opset"],
+        manifest["ops_mode"],
+    )
+    module = _build_module(
+        manifest["model"],
+        weights["path"] if weights else None,
+        spec.img_size,
+        bool(weights and weights["use_ema"]),
+        manifest.get("seg_output") or "logits",
+        manifest.get("model_kwargs") or {},
+    )
+    fresh: dict[str, Any] = {}
+    for name, entry in manifest["files"].items():
+        try:
+            graph = onnx.load(folder / name)
+        except Exception as exc:  # protobuf decode errors have many types
+            raise LitevitError(f"{str(folder / name)!r} is not a readable ONNX file: {exc}.") from None
+        results = run_parity(
+            module,
+            for_onnxruntime(graph),
+            _parity_shapes(spec, model_cfg(module).size_divisor),
+            entry["precision"],
+            threads,
+        )
+        log(format_table(f"parity {name} vs PyTorch FP32 (ONNX Runtime CPU):", results))
+        fresh[name] = {"passed": all(r.passed for r in results), "results": as_dicts(results)}
+    failed = [name for name, entry in fresh.items() if not entry["passed"]]
+    if failed:
+        raise ParityError(f"parity gate failed for {', '.join(failed)}.")
+    return fresh
+
+
+__all__ = ["ExportResult", "check_artifacts", "export_model", "read_manifest"]
