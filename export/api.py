@@ -51,6 +51,7 @@ from litevit.export.onnx_export import (
     validate,
 )
 from litevit.export.parity import TOLERANCES, ParityError, as_dicts, format_table, run_parity
+from litevit.flops import count_model
 from litevit.models import create_model, get_model_cfg, load_pretrained, model_cfg
 
 MANIFEST = "manifest.json"
@@ -90,6 +91,22 @@ def _versions() -> dict[str, str | None]:
         "onnx": onnx.__version__,
         "onnxscript": version("onnxscript"),
         "onnxruntime": ort_version,
+    }
+
+
+def model_complexity(name: str, img_size: Sequence[int], model_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Parameters, MACs and FLOPs of one image at ``img_size``, counted on a meta-device copy of the
+    model (no weights, no arithmetic). The model alone: the resize and argmax that
+    ``--seg-output labels`` adds to the graph are not counted, as the papers did not count them."""
+    with torch.device("meta"):
+        model = create_model(name, img_size=tuple(img_size), **model_kwargs)
+    report = count_model(model, tuple(img_size))
+    return {
+        "params": report.params,
+        "macs": report.macs,
+        "flops": report.flops,
+        "counter": "litevit.flops (fvcore convention)",
+        "input_shape": list(report.input_shape),
     }
 
 
@@ -153,18 +170,18 @@ def trt_build_hint(out_dir: Path, model: str, spec: GraphSpec, fp16: bool, has_c
     engine = shlex.quote(str(out_dir / f"{model}.{precision}.engine"))
     fp32_onnx = shlex.quote(str(out_dir / f"{model}.onnx"))
     plugins = " --staticPlugins=liblitevit_plugins.so" if has_custom_ops and spec.ops != "inline" else ""
+    # TensorRT 8.5/8.6 parse no function bodies: litevit nodes go to the plugin library
+    # (--plugins=, 8.5's spelling), or the model must be exported with --ops inline.
+    legacy_plugins = " --plugins=liblitevit_plugins.so" if has_custom_ops and spec.ops != "inline" else ""
     if fp16:
         typed = shlex.quote(str(out_dir / f"{model}.fp16.onnx"))
         modern = f"trtexec --onnx={typed} --stronglyTyped --saveEngine={engine}{shapes}{plugins}"
-        legacy = f"trtexec --onnx={fp32_onnx} --fp16 --saveEngine={engine}{shapes}"
+        legacy = f"trtexec --onnx={fp32_onnx} --fp16 --saveEngine={engine}{shapes}{legacy_plugins}"
     else:
         modern = f"trtexec --onnx={fp32_onnx} --saveEngine={engine}{shapes}{plugins}"
-        legacy = f"trtexec --onnx={fp32_onnx} --saveEngine={engine}{shapes}"
+        legacy = f"trtexec --onnx={fp32_onnx} --saveEngine={engine}{shapes}{legacy_plugins}"
     legacy_note = (
-        "  (TensorRT 8.5/8.6 cannot run ONNX function bodies: use an --ops inline export, or "
-        "--plugins=liblitevit_plugins.so with an --ops plugin export)"
-        if has_custom_ops and spec.ops != "inline"
-        else ""
+        "  (or export with --ops inline to build without the plugin library)" if legacy_plugins else ""
     )
     return f"  TensorRT >= 10: {modern}\n  TensorRT 8.5/8.6: {legacy}{legacy_note}"
 
@@ -291,6 +308,7 @@ def export_model(
         "opset": opset,
         "ops_mode": ops,
         "custom_ops": custom_op_usage(graph),
+        "complexity": model_complexity(model, size, model_kwargs),
         "versions": _versions(),
         "export_seconds": round(export_seconds, 2),
         "files": {

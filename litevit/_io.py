@@ -27,6 +27,10 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        # mkstemp makes the file private (0600); give it the usual permissions for a new file.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

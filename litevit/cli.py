@@ -217,6 +217,76 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _format_bench(doc: dict[str, Any]) -> str:
+    env = doc["environment"]
+    where = env.get("gpu_name") if doc["device"].startswith("cuda") else env.get("cpu_model")
+    header = ("batch", "measure", "mean ms", "p50", "p90", "p99", "FPS")
+    rows = [header]
+    for run in doc["runs"]:
+        lat = run["latency_ms"]
+        rows.append(
+            (
+                str(run["batch"]),
+                str(run.get("measure", "")),
+                f"{lat['mean']:.2f}",
+                f"{lat['p50']:.2f}",
+                f"{lat['p90']:.2f}",
+                f"{lat['p99']:.2f}",
+                f"{run['fps']:.1f}",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    table = "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+    scopes = sorted({run["timed_region"] for run in doc["runs"]})
+    macs = (doc.get("complexity") or {}).get("macs")
+    lines = [
+        f"{doc['model']} | {doc['backend']} {doc['precision']} on {doc['device']} ({where}) | "
+        f"protocol {doc['protocol']}" + (f" | {macs / 1e9:.3f} GMACs" if macs else ""),
+        table,
+        *(f"timed region: {scope}" for scope in scopes),
+    ]
+    return "\n".join(lines)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from litevit.runtime.bench import run_benchmark, write_bench_json
+
+    doc = run_benchmark(
+        args.target,
+        backend=args.backend,
+        precision=args.precision,
+        batches=args.batch or [1],
+        warmup=args.warmup,
+        iterations=args.iters,
+        seconds=args.seconds,
+        threads=args.threads,
+        device=args.device,
+        protocol=args.protocol,
+        progress=True,
+        log=lambda s: print(s, file=sys.stderr),
+    )
+    print(_format_bench(doc))
+    if args.json:
+        print(f"wrote {write_bench_json(doc, args.json)}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from litevit.runtime.report import build_report
+
+    for path in build_report(args.runs, args.out, baseline=args.baseline).values():
+        print(f"wrote {path}")
+    return 0
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from litevit.runtime.doctor import doctor_report
+
+    text, works = doctor_report(args.engine)
+    print(text)
+    return 0 if works else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="litevit", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"litevit {__version__}")
@@ -252,6 +322,61 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("artifact_dir", metavar="ARTIFACT_DIR")
     check.add_argument("--threads", type=int, metavar="N", help="ONNX Runtime threads")
     check.set_defaults(func=_cmd_check)
+
+    bench = sub.add_parser(
+        "bench",
+        help="latency, FPS and FLOPs of a model or artefact on one backend",
+        description="Benchmark a model name (exported first into ./litevit-artifacts/MODEL; needs torch), "
+        "an artefact folder, or an .onnx/.engine file: warm-up, then per-iteration timing (perf_counter_ns "
+        "on CPU; CUDA events on GPU, compute-only and with host<->device copies). Prints a summary; "
+        "--json writes the litevit.bench/1 document that `litevit report` reads.",
+    )
+    bench.add_argument("target", metavar="MODEL|ARTIFACT")
+    bench.add_argument("--backend", choices=("ort", "torch", "trt"), default="ort", help="default: ort")
+    bench.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32", help="default: fp32")
+    bench.add_argument("--batch", type=int, nargs="+", metavar="N", help="batch sizes (default: 1)")
+    bench.add_argument("--warmup", type=int, default=10, metavar="N", help="untimed iterations (default: 10)")
+    budget = bench.add_mutually_exclusive_group()
+    budget.add_argument("--iters", type=int, metavar="N", help="timed iterations (default: 200)")
+    budget.add_argument("--seconds", type=float, metavar="S", help="time for S seconds instead")
+    bench.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: the runtime's)")
+    bench.add_argument(
+        "--device", metavar="DEV", help="cpu or cuda[:N] (default: cpu for ort/torch, cuda:0 for trt)"
+    )
+    bench.add_argument(
+        "--protocol",
+        choices=("synthetic", "paper"),
+        default="synthetic",
+        help="synthetic (default): fixed input at the artefact's size; paper: segmentation as LVT measured "
+        "its FPS: aspect-kept resize to short side 512, resize-back and argmax inside the timed region",
+    )
+    bench.add_argument("--json", metavar="OUT", help="write the run as JSON")
+    bench.set_defaults(func=_cmd_bench)
+
+    report = sub.add_parser(
+        "report",
+        help="merge bench JSONs into report.md, report.csv and PNG plots",
+        description="Merge litevit bench JSON runs (from several machines) into report.md, report.csv and "
+        "PNG plots (plots need matplotlib: pip install 'litevit[report]').",
+    )
+    report.add_argument("runs", nargs="+", metavar="RUN.json")
+    report.add_argument("--out", required=True, metavar="DIR")
+    report.add_argument(
+        "--baseline",
+        metavar="RUN|BACKEND/DEVICE[/PRECISION]",
+        help="speed-ups relative to this run (default: the slowest run of each model)",
+    )
+    report.set_defaults(func=_cmd_report)
+
+    doctor = sub.add_parser(
+        "doctor",
+        help="what is installed, what works, what is missing",
+        description="One screen: Python, torch, ONNX, ONNX Runtime, TensorRT, CUDA, GPU, Jetson, plugin "
+        "library, and (--engine) whether an engine fits this TensorRT and GPU. Exit 0 when the embedded "
+        "default (ONNX Runtime on CPU) works.",
+    )
+    doctor.add_argument("--engine", metavar="FILE", help="check this TensorRT engine against this machine")
+    doctor.set_defaults(func=_cmd_doctor)
     return parser
 
 

@@ -23,6 +23,8 @@ def _run(code: str) -> subprocess.CompletedProcess:
 def test_deployment_modules_import_without_torch():
     proc = _run(
         "import litevit, litevit.runtime, litevit.plugins, litevit.labels, litevit.cli\n"
+        "import litevit.runtime.runners, litevit.runtime.bench, litevit.runtime.report\n"
+        "import litevit.runtime.doctor, litevit.runtime.environment, litevit.runtime.tegrastats\n"
         "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
         "print(litevit.__version__, len(litevit.labels.class_names('ade20k150')))\n"
     )
@@ -50,3 +52,9 @@ def test_cli_without_torch_exits_2_with_one_line():
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("litevit: error: torch is not installed")
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_doctor_runs_without_torch_and_reports_the_embedded_default():
+    proc = _run("from litevit.cli import main; sys.exit(main(['doctor']))")
+    assert proc.returncode == 0, proc.stderr
+    assert "torch" in proc.stdout and "default" in proc.stdout and "OK" in proc.stdout

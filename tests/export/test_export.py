@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 
@@ -105,6 +106,10 @@ def test_cli_export_writes_artefacts_manifest_and_tensorrt_notice(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert (out / "lvt.onnx").is_file() and (out / "lvt.fp16.onnx").is_file()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((out / "lvt.onnx").stat().st_mode) == 0o666 & ~umask  # not mkstemp's 0600
+    assert not list(out.glob("*.partial"))
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["opset"] == 17 and manifest["ops_mode"] == "function"
     assert set(manifest["custom_ops"]) == {"CSA", "RASA"}
