@@ -18,7 +18,6 @@ import contextlib
 import dataclasses
 import datetime
 import io
-import json
 import logging
 import os
 import platform
@@ -34,6 +33,7 @@ import torch
 
 import litevit
 from litevit._deps import has
+from litevit.artifacts import MANIFEST, MANIFEST_VERSION, read_manifest
 from litevit._io import ensure_writable_dir, sha256_file, write_bytes, write_json
 from litevit.errors import LitevitError
 from litevit.export.fp16 import convert_to_fp16
@@ -54,8 +54,6 @@ from litevit.export.parity import TOLERANCES, ParityError, as_dicts, format_tabl
 from litevit.flops import count_model
 from litevit.models import create_model, get_model_cfg, load_pretrained, model_cfg
 
-MANIFEST = "manifest.json"
-MANIFEST_VERSION = 1
 DEFAULT_OUT_ROOT = "litevit-artifacts"
 
 
@@ -370,23 +368,6 @@ def _rename_dynamic_dims(model: onnx.ModelProto, spec: GraphSpec) -> onnx.ModelP
             if dim.dim_param in names:
                 dim.dim_param = names[dim.dim_param]
     return model
-
-
-def read_manifest(artifact_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    path = Path(artifact_dir) / MANIFEST
-    if not path.is_file():
-        raise LitevitError(f"{str(artifact_dir)!r} is not a litevit artefact folder: it has no {MANIFEST}.")
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise LitevitError(f"{str(path)!r} is not valid JSON: {exc}.") from None
-    if (
-        not isinstance(manifest, dict)
-        or manifest.get("manifest_version") != MANIFEST_VERSION
-        or "model" not in manifest
-    ):
-        raise LitevitError(f"{str(path)!r} is not a litevit manifest (version {MANIFEST_VERSION}).")
-    return manifest
 
 
 def check_artifacts(

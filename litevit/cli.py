@@ -249,6 +249,7 @@ def _format_bench(doc: dict[str, Any]) -> str:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    from litevit._io import ensure_writable_dir
     from litevit.runtime.bench import run_benchmark, write_bench_json
 
     doc = run_benchmark(
@@ -266,8 +267,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         log=lambda s: print(s, file=sys.stderr),
     )
     print(_format_bench(doc))
-    if args.json:
-        print(f"wrote {write_bench_json(doc, args.json)}")
+    json_path = args.json
+    if json_path is None:
+        device = doc["device"].replace(":", "")
+        folder = ensure_writable_dir(DEFAULT_RUNS_DIR)
+        json_path = folder / f"{doc['model']}.{doc['backend']}.{doc['precision']}.{device}.json"
+    print(f"wrote {write_bench_json(doc, json_path)}")
     return 0
 
 
@@ -350,7 +355,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="synthetic (default): fixed input at the artefact's size; paper: segmentation as LVT measured "
         "its FPS: aspect-kept resize to short side 512, resize-back and argmax inside the timed region",
     )
-    bench.add_argument("--json", metavar="OUT", help="write the run as JSON")
+    bench.add_argument(
+        "--json",
+        metavar="OUT",
+        help="where to write the run's JSON (default: ./litevit-runs/MODEL.BACKEND.PRECISION.DEVICE.json)",
+    )
     bench.set_defaults(func=_cmd_bench)
 
     report = sub.add_parser(
@@ -380,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+DEFAULT_RUNS_DIR = "litevit-runs"
 EXPORT_DESCRIPTION = (
     "Export a litevit model to an artefact folder: MODEL.onnx (FP32; CSA, RASA and GhostHead as nodes of "
     "domain litevit), MODEL.fp16.onnx with --fp16, and manifest.json; then compare every output with "

@@ -32,7 +32,6 @@ and the post-processing back to the original image size:
 from __future__ import annotations
 
 import datetime
-import json
 import math
 import os
 import sys
@@ -46,6 +45,7 @@ import numpy as np
 import litevit
 from litevit._deps import has
 from litevit._io import ensure_writable_dir, sha256_file, write_json
+from litevit.artifacts import MANIFEST, read_manifest
 from litevit.errors import LitevitError, MissingDependencyError
 from litevit.runtime.environment import collect_environment
 from litevit.runtime.runners import Runner, TensorInfo, TimedRegion, open_runner
@@ -58,7 +58,6 @@ DEFAULT_WARMUP = 10
 DEFAULT_ITERATIONS = 200  # also what LVT's official benchmark script times
 TEGRASTATS_INTERVAL_MS = 100
 COUNTER = "litevit.flops (fvcore convention)"
-MANIFEST = "manifest.json"
 ARTIFACT_ROOT = "litevit-artifacts"
 
 # The paper's own speed figures, with how they were measured. Only the full model matches them:
@@ -233,18 +232,7 @@ def resolve_target(
 
 
 def _manifest(path: Path) -> dict[str, Any] | None:
-    if not path.is_dir():
-        return None
-    manifest_path = path / MANIFEST
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except FileNotFoundError:
-        raise LitevitError(f"{str(path)!r} is not a litevit artefact folder: it has no {MANIFEST}.") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise LitevitError(f"{str(manifest_path)!r} is not valid JSON: {exc}.") from None
-    if not isinstance(manifest, dict) or "model" not in manifest:
-        raise LitevitError(f"{str(manifest_path)!r} is not a litevit manifest.")
-    return manifest
+    return read_manifest(path) if path.is_dir() else None
 
 
 def _has_precision(manifest: dict[str, Any], precision: str) -> bool:

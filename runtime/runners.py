@@ -14,7 +14,6 @@ imports its library when it is opened, and a missing one is one sentence naming 
 
 from __future__ import annotations
 
-import json
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from litevit._deps import has, missing, require
+from litevit.artifacts import read_manifest
 from litevit.errors import LitevitError
 
 if TYPE_CHECKING:
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
 BACKENDS = ("ort", "torch", "trt")
 PRECISIONS = ("fp32", "fp16", "int8")
-MANIFEST = "manifest.json"
 
 # ONNX domains ONNX Runtime implements itself; a node of any other domain needs a model-local
 # function body (litevit's --ops function) or a registered kernel.
@@ -116,20 +115,6 @@ class Runner(ABC):
 # Opening: artefact folder or single file -> which file, which backend.
 
 
-def _read_manifest(folder: Path) -> dict[str, Any]:
-    # export.api.read_manifest imports torch; the manifest is plain JSON, so read it here.
-    path = folder / MANIFEST
-    if not path.is_file():
-        raise LitevitError(f"{str(folder)!r} is not a litevit artefact folder: it has no {MANIFEST}.")
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise LitevitError(f"{str(path)!r} is not valid JSON: {exc}.") from None
-    if not isinstance(manifest, dict) or "model" not in manifest or "files" not in manifest:
-        raise LitevitError(f"{str(path)!r} is not a litevit manifest: it has no model or files.")
-    return manifest
-
-
 def _onnx_file(folder: Path, manifest: dict[str, Any], precision: str) -> Path:
     for name, entry in manifest["files"].items():
         if entry.get("precision") == precision and name.endswith(".onnx"):
@@ -170,7 +155,7 @@ def open_runner(
     path = Path(target)
     if not path.exists():
         raise LitevitError(f"{str(path)!r} does not exist.")
-    manifest = _read_manifest(path) if path.is_dir() else None
+    manifest = read_manifest(path) if path.is_dir() else None
 
     if backend == "ort":
         resolved_device = _parse_device(device or "cpu")

@@ -431,6 +431,7 @@ def test_trt_runner_metadata_infer_and_timed_region(fake_trt, tmp_path):
 def test_trt_runner_names_dynamic_dims_from_the_manifest(fake_trt, tmp_path):
     fake_trt()
     manifest = {
+        "manifest_version": 1,
         "model": "m",
         "files": {},
         "inputs": [{"name": "input", "dtype": "float32", "shape": ["batch", 3, 4]}],
