@@ -169,14 +169,18 @@ def test_parity_gate_fails_on_a_perturbed_graph(tmp_path):
     assert all("max abs" in " ".join(r.reasons) for r in results)
 
 
-def test_check_refuses_a_corrupted_artefact(tmp_path):
+def _export_smoke_mobile_former(out_dir):
     export_model(
         "mobile_former_26m",
         img_size=(64, 64),
-        out_dir=tmp_path,
+        out_dir=out_dir,
         model_kwargs=get_model_cfg("mobile_former_26m").smoke_arch,
         log=lambda s: None,
     )
+
+
+def test_check_refuses_a_corrupted_artefact(tmp_path):
+    _export_smoke_mobile_former(tmp_path)
     onnx_file = tmp_path / "mobile_former_26m.onnx"
     data = bytearray(onnx_file.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -189,13 +193,7 @@ def test_check_refuses_a_corrupted_artefact(tmp_path):
 
 
 def test_check_exits_1_when_a_rehashed_perturbed_graph_fails_parity(tmp_path):
-    export_model(
-        "mobile_former_26m",
-        img_size=(64, 64),
-        out_dir=tmp_path,
-        model_kwargs=get_model_cfg("mobile_former_26m").smoke_arch,
-        log=lambda s: None,
-    )
+    _export_smoke_mobile_former(tmp_path)
     onnx_file = tmp_path / "mobile_former_26m.onnx"
     graph = onnx.load(onnx_file)
     for init in graph.graph.initializer:
