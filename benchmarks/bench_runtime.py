@@ -1,11 +1,13 @@
-"""CPU latency through litevit's runners: torch eager vs ONNX Runtime, batch 1 and 8, every model.
+"""Export time, and CPU latency through litevit's runners: torch eager vs ONNX Runtime, batch 1
+and 8, every model.
 
     python benchmarks/bench_runtime.py [MODEL ...] [--threads N] [--seconds S] [--warmup N]
 
 Each model is exported once (FP32, --ops function, dynamic batch, paper resolution, segmentation
-as label maps) into a temporary folder; then ``litevit.runtime.bench.run_benchmark`` times the torch
-and ort backends on that artefact with the same threads (the same method as ``litevit bench``:
-warm-up, then every iteration timed; timed region = the runner's forward call on host memory).
+as label maps, parity gate on; the export is timed end to end) into a temporary folder; then
+``litevit.runtime.bench.run_benchmark`` times the torch and ort backends on that artefact with
+the same threads (the same method as ``litevit bench``: warm-up, then every iteration timed;
+timed region = the runner's forward call on host memory).
 Prints a Markdown table of medians (p50), FPS and the torch/ORT ratio; a script, not a test.
 """
 
@@ -15,12 +17,12 @@ import argparse
 import os
 import shutil
 import tempfile
-
-from _common import cpu_name
+import time
 
 from litevit.export import export_model
 from litevit.models import list_models
 from litevit.runtime.bench import run_benchmark
+from litevit.runtime.environment import collect_environment
 
 BATCHES = (1, 8)
 
@@ -32,13 +34,20 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0, help="timing budget per backend and batch")
     parser.add_argument("--warmup", type=int, default=2)
     args = parser.parse_args()
-    print(f"# torch eager vs ONNX Runtime (CPU), {cpu_name()}, {args.threads} threads, medians of one run\n")
-    print("| model | input | batch | torch p50 ms | ORT p50 ms | torch FPS | ORT FPS | torch/ORT | iters |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    cpu = collect_environment(args.threads)["cpu_model"]
+    print(f"# torch eager vs ONNX Runtime (CPU), {cpu}, {args.threads} threads, medians of one run\n")
+    print(
+        "| model | input | export s | batch | torch p50 ms | ORT p50 ms | torch FPS | ORT FPS | torch/ORT |",
+        end="",
+    )
+    print(" iters |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models or list_models():
             folder = os.path.join(tmp, name)
+            start = time.perf_counter()
             export_model(name, dynamic_batch=True, out_dir=folder, threads=args.threads, log=lambda s: None)
+            export_s = time.perf_counter() - start
             docs = {
                 backend: run_benchmark(
                     folder,
@@ -57,7 +66,7 @@ def main() -> None:
                 batch = ort_run["batch"]
                 iters = f"{torch_run['iterations']}/{ort_run['iterations']}"
                 print(
-                    f"| {name} | {shape[2]}x{shape[3]} | {batch} | {t:.1f} | {o:.1f} | "
+                    f"| {name} | {shape[2]}x{shape[3]} | {export_s:.1f} | {batch} | {t:.1f} | {o:.1f} | "
                     f"{batch * 1000 / t:.1f} | {batch * 1000 / o:.1f} | {t / o:.2f}x | {iters} |",
                     flush=True,
                 )

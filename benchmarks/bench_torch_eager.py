@@ -13,12 +13,14 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import time
 
 import torch
-from _common import cpu_name, median, time_ms
 
 from litevit.flops import count_model
 from litevit.models import create_model, list_models
+from litevit.runtime.environment import collect_environment
+from litevit.runtime.stats import latency_stats
 
 
 def bench(name: str, seconds: float, min_iters: int) -> dict[str, float | str]:
@@ -26,18 +28,25 @@ def bench(name: str, seconds: float, min_iters: int) -> dict[str, float | str]:
     h, w = model.cfg.paper.resolution or model.cfg.input_size
     x = torch.randn(1, 3, h, w)
     report = count_model(model, (h, w))
+    times: list[float] = []
     with torch.inference_mode():
-        times = time_ms(lambda: model(x), seconds, min_iters)
-    median_ms = median(times)
+        for _ in range(2):
+            model(x)
+        start = time.perf_counter()
+        while len(times) < min_iters or time.perf_counter() - start < seconds:
+            t0 = time.perf_counter_ns()
+            model(x)
+            times.append((time.perf_counter_ns() - t0) / 1e6)
+    stats = latency_stats(times)  # the same percentile definition as `litevit bench`
     return {
         "model": name,
         "input": f"{h}x{w}",
         "params_m": report.params_m,
         "gmacs": report.gmacs,
         "iters": len(times),
-        "median_ms": median_ms,
-        "p90_ms": times[min(len(times) - 1, int(0.9 * len(times)))],
-        "fps": 1000.0 / median_ms,
+        "median_ms": stats["p50"],
+        "p90_ms": stats["p90"],
+        "fps": 1000.0 / stats["p50"],
     }
 
 
@@ -49,8 +58,9 @@ def main() -> None:
     parser.add_argument("--min-iters", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    cpu = collect_environment(args.threads)["cpu_model"]
     print(
-        f"# torch-eager CPU latency, batch 1: torch {torch.__version__}, {cpu_name()}, "
+        f"# torch-eager CPU latency, batch 1: torch {torch.__version__}, {cpu}, "
         f"{args.threads} threads, Python {platform.python_version()}\n"
     )
     print("| model | input | params M | GMACs | iters | median ms | p90 ms | FPS |")
