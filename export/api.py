@@ -5,6 +5,9 @@ An export writes an artefact folder (default ``./litevit-artifacts/MODEL/``)::
 
     MODEL.onnx        FP32 graph, custom ops per --ops (function | plugin | inline)
     MODEL.fp16.onnx   strongly typed FP16 graph (with --fp16)
+    MODEL.int8.onnx   Q/DQ INT8 graph calibrated on your images (with --int8 --calib DIR), with
+                      MODEL.int8.calib.json (keyed calibration cache) and MODEL.int8.report.json
+                      (INT8/FP16 against FP32 on held-out images; see litevit.calibration)
     manifest.json     model + config, inputs/outputs, dynamic axes, opset, custom ops, mode,
                       versions, SHA-256 of every file, parity results
 
@@ -34,6 +37,8 @@ import torch
 import litevit
 from litevit._deps import has
 from litevit.artifacts import MANIFEST, MANIFEST_VERSION, read_manifest
+from litevit.calibration.images import Preprocessing
+from litevit.calibration.int8 import CalibrationSplit, Int8Options, write_int8
 from litevit._io import ensure_writable_dir, sha256_file, write_bytes, write_json
 from litevit.errors import LitevitError
 from litevit.export.fp16 import convert_to_fp16
@@ -196,6 +201,7 @@ def export_model(
     fp16: bool = False,
     int8: bool = False,
     calib: str | os.PathLike[str] | None = None,
+    int8_options: Int8Options | None = None,
     ops: str = "function",
     opset: int = 17,
     out_dir: str | os.PathLike[str] | None = None,
@@ -203,6 +209,7 @@ def export_model(
     seg_output: str = "labels",
     threads: int | None = None,
     model_kwargs: dict[str, Any] | None = None,
+    progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> ExportResult:
     """Export a registered model to an artefact folder and run the parity gate.
@@ -225,10 +232,15 @@ def export_model(
     folder = ensure_writable_dir(out_dir if out_dir is not None else Path(DEFAULT_OUT_ROOT) / model)
     notices: list[str] = []
     if int8:
-        notices.append(
-            "INT8 needs calibration from your images, which arrives with litevit's calibration "
-            "release (--int8 --calib DIR); no INT8 graph was written."
-        )
+        if calib is None:
+            raise LitevitError(
+                "--int8 needs --calib DIR, a folder of your own images (JPEG/PNG): litevit never "
+                "calibrates on random data."
+            )
+        int8_options = int8_options or Int8Options()
+        int8_options.check()
+        # Refuse a missing, empty or tiny folder before the slow export.
+        CalibrationSplit.from_folder(calib, int8_options.samples, int8_options.holdout)
     spec = GraphSpec(size, batch, dynamic_batch, dynamic_hw, opset, ops)
     module = _build_module(model, weights_path, size, use_ema, seg_output, model_kwargs)
     names = output_names(cfg.task, seg_output)
@@ -282,6 +294,31 @@ def export_model(
             }
             tables.append(format_table(f"parity {path.name} vs PyTorch FP32 (ONNX Runtime CPU):", results))
 
+    calibration = None
+    if int8:
+        assert calib is not None and int8_options is not None
+        prep = Preprocessing.from_manifest(
+            {"task": cfg.task, "data_config": model_cfg(module).data_config(), "img_size": size}
+        )
+        quantized = write_int8(
+            fp32,
+            files["fp32"],
+            folder,
+            model,
+            prep,
+            calib,
+            int8_options,
+            runnable=for_onnxruntime,
+            fp16=graphs.get("fp16"),
+            threads=threads,
+            progress=progress,
+            log=log,
+        )
+        files["int8"] = quantized.path
+        parity[quantized.path.name] = quantized.parity
+        calibration = quantized.manifest_calibration
+        tables.append("\n".join(quantized.lines))
+
     manifest = {
         "manifest_version": MANIFEST_VERSION,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -314,6 +351,7 @@ def export_model(
             for key, path in files.items()
         },
         "parity": parity,
+        "calibration": calibration,
         "notices": notices,
     }
     write_json(folder / MANIFEST, manifest)

@@ -22,6 +22,7 @@ import onnx
 import torch
 
 from litevit.errors import LitevitError
+from litevit.onnx_graphs import SCORES_OUTPUT, with_scores_output
 from litevit.export.onnx_export import SegmentationLabels
 from litevit.models import model_cfg
 
@@ -37,7 +38,6 @@ TOLERANCES = {
     "fp32": Tolerance(max_abs_over_scale=1e-4, min_label_agreement=0.999),
     "fp16": Tolerance(max_abs_over_scale=2e-2, min_label_agreement=0.99, min_cosine=0.999),
 }
-SCORES_OUTPUT = "litevit_parity_scores"  # check-only output: the class scores the ArgMax reads
 
 
 class ParityError(LitevitError):
@@ -80,22 +80,6 @@ def image_like(shape: tuple[int, ...], cfg: Any, seed: int = 0) -> torch.Tensor:
 def parity_inputs(shape: tuple[int, ...], cfg: Any) -> list[tuple[str, torch.Tensor]]:
     noise = torch.randn(shape, generator=torch.Generator().manual_seed(0))
     return [("random", noise), ("image", image_like(shape, cfg))]
-
-
-def with_scores_output(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A check-only copy of a label-map graph that also returns the scores its ArgMax reads."""
-    argmax = [n for n in model.graph.node if n.op_type == "ArgMax"]
-    if len(argmax) != 1:
-        raise LitevitError("a label-map graph must end in exactly one ArgMax.")
-    scores = argmax[0].input[0]
-    inferred = onnx.shape_inference.infer_shapes(model)
-    known = {v.name: v.type.tensor_type.elem_type for v in inferred.graph.value_info}
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    copy.graph.node.append(onnx.helper.make_node("Identity", [scores], [SCORES_OUTPUT]))
-    elem_type = known.get(scores, onnx.TensorProto.FLOAT)
-    copy.graph.output.append(onnx.helper.make_tensor_value_info(SCORES_OUTPUT, elem_type, None))
-    return copy
 
 
 def compare(

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from litevit import __version__
+from litevit.calibration.int8 import DEFAULT_HOLDOUT, DEFAULT_SAMPLES, DEFAULT_TARGET, Int8Options
+from litevit.calibration.ranges import METHODS
 from litevit.errors import LitevitError
 
 
@@ -139,8 +141,52 @@ def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fp16", action="store_true", help="also write MODEL.fp16.onnx, a strongly typed FP16 graph"
     )
-    parser.add_argument("--int8", action="store_true", help="INT8 (needs --calib; arrives with calibration)")
-    parser.add_argument("--calib", metavar="DIR", help="calibration image folder for --int8")
+    int8 = parser.add_argument_group("INT8 (Q/DQ graph calibrated on your images)")
+    int8.add_argument(
+        "--int8", action="store_true", help="also write MODEL.int8.onnx, a Q/DQ INT8 graph (needs --calib)"
+    )
+    int8.add_argument(
+        "--calib", metavar="DIR", help="your images (JPEG/PNG, searched recursively) for calibration"
+    )
+    int8.add_argument(
+        "--calib-samples",
+        type=int,
+        default=DEFAULT_SAMPLES,
+        metavar="N",
+        help=f"at most N calibration images, evenly spaced over the folder (default: {DEFAULT_SAMPLES})",
+    )
+    int8.add_argument(
+        "--holdout",
+        type=int,
+        default=DEFAULT_HOLDOUT,
+        metavar="N",
+        help=f"images kept out of calibration for the accuracy report (default: {DEFAULT_HOLDOUT})",
+    )
+    int8.add_argument(
+        "--calib-method",
+        choices=METHODS,
+        default="minmax",
+        help="activation ranges: minmax (default), entropy (TensorRT's KL method), percentile",
+    )
+    int8.add_argument(
+        "--percentile", type=float, default=99.99, metavar="P", help="for --calib-method percentile (99.99)"
+    )
+    int8.add_argument(
+        "--keep-fp32",
+        metavar="auto|NAME[,NAME]",
+        help="leave layers in FP32: 'auto' (most sensitive first, until --target-agreement is met) or "
+        "module/layer names from the sensitivity report",
+    )
+    int8.add_argument(
+        "--target-agreement",
+        type=float,
+        default=DEFAULT_TARGET,
+        metavar="F",
+        help=f"--keep-fp32 auto stops when INT8 agrees with FP32 this often (default: {DEFAULT_TARGET})",
+    )
+    int8.add_argument(
+        "--recalibrate", action="store_true", help="replace a calibration cache made for something else"
+    )
     parser.add_argument(
         "--ops",
         choices=("function", "plugin", "inline"),
@@ -164,6 +210,25 @@ def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, metavar="N", help="ONNX Runtime threads for the parity gate")
 
 
+def _int8_options(args: argparse.Namespace) -> Int8Options:
+    keep: str | list[str] | None = None
+    if args.keep_fp32:
+        keep = (
+            "auto"
+            if args.keep_fp32 == "auto"
+            else [n.strip() for n in args.keep_fp32.split(",") if n.strip()]
+        )
+    return Int8Options(
+        method=args.calib_method,
+        percentile=args.percentile,
+        samples=args.calib_samples,
+        holdout=args.holdout,
+        keep_fp32=keep,
+        target_agreement=args.target_agreement,
+        recalibrate=args.recalibrate,
+    )
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from litevit._deps import require
 
@@ -183,6 +248,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             fp16=args.fp16,
             int8=args.int8,
             calib=args.calib,
+            int8_options=_int8_options(args),
             ops=args.ops,
             opset=args.opset,
             out_dir=args.out,

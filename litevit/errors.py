@@ -26,3 +26,7 @@ class CheckpointError(LitevitError):
 
 class MissingDependencyError(LitevitError, ImportError):
     """An optional package that this feature needs is not installed."""
+
+
+class DataError(LitevitError):
+    """An image folder or data set that cannot be used (missing, empty, too small, unreadable)."""

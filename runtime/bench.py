@@ -34,16 +34,16 @@ from __future__ import annotations
 import datetime
 import math
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 import litevit
 from litevit._deps import has
+from litevit._progress import Progress
 from litevit._io import ensure_writable_dir, sha256_file, write_json
 from litevit.artifacts import MANIFEST, read_manifest
 from litevit.errors import LitevitError, MissingDependencyError
@@ -304,50 +304,12 @@ def synthetic_feeds(
 # Timing
 
 
-class _Progress:
-    """tqdm when installed, else one plain status line on stderr (rewritten in place on a tty)."""
-
-    def __init__(self, enabled: bool, total: int | None, label: str) -> None:
-        self._bar: Any = None
-        self._stream: IO[str] | None = None
-        self._label, self._total, self._count, self._last = label, total, 0, 0.0
-        if not enabled:
-            return
-        if has("tqdm"):
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=total, desc=label, unit="it", leave=False, file=sys.stderr)
-        else:
-            self._stream = sys.stderr
-
-    def update(self) -> None:
-        self._count += 1
-        if self._bar is not None:
-            self._bar.update(1)
-        elif self._stream is not None and self._stream.isatty():
-            now = time.monotonic()
-            if now - self._last >= 0.5:
-                self._last = now
-                self._stream.write(f"\r{self._line()}")
-                self._stream.flush()
-
-    def _line(self) -> str:
-        return f"{self._label}: {self._count}{'/' + str(self._total) if self._total else ''} iterations"
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-        elif self._stream is not None:
-            self._stream.write(("\r" if self._stream.isatty() else "") + self._line() + "\n")
-            self._stream.flush()
-
-
 def _time_iterations(
     run: Callable[[], None],
     gpu_timer: Callable[[], float] | None,
     iterations: int | None,
     seconds: float | None,
-    progress: _Progress,
+    progress: Progress,
 ) -> tuple[list[float], list[float] | None, float, float]:
     """Host latencies (ms), GPU latencies (ms) or None, and the monotonic start/end of the loop."""
     host_ms: list[float] = []
@@ -384,7 +346,7 @@ def _timed_run(
 ) -> dict[str, Any]:
     for _ in range(warmup):
         region.run()
-    bar = _Progress(progress, iterations, f"{label} ({measure})")
+    bar = Progress(progress, iterations, f"{label} ({measure})")
     try:
         host_ms, gpu_ms, start, end = _time_iterations(region.run, region.gpu_timer, iterations, seconds, bar)
     finally:
@@ -573,7 +535,7 @@ def _paper_run(
 
     host_ms: list[float] = []
     budget_ns = None if seconds is None else int(seconds * 1e9)
-    bar = _Progress(progress, iterations, f"{label} (paper protocol)")
+    bar = Progress(progress, iterations, f"{label} (paper protocol)")
     window_start = time.monotonic()
     loop_start = time.perf_counter_ns()
     try:

@@ -1,0 +1,26 @@
+"""Torch-free helpers on exported ONNX graphs, shared by the parity gate, calibration and the
+accuracy diagnosis."""
+
+from __future__ import annotations
+
+import onnx
+
+from litevit.errors import LitevitError
+
+SCORES_OUTPUT = "litevit_parity_scores"  # check-only output: the class scores the ArgMax reads
+
+
+def with_scores_output(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A check-only copy of a label-map graph that also returns the scores its ArgMax reads."""
+    argmax = [n for n in model.graph.node if n.op_type == "ArgMax"]
+    if len(argmax) != 1:
+        raise LitevitError("a label-map graph must end in exactly one ArgMax.")
+    scores = argmax[0].input[0]
+    inferred = onnx.shape_inference.infer_shapes(model)
+    known = {v.name: v.type.tensor_type.elem_type for v in inferred.graph.value_info}
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    copy.graph.node.append(onnx.helper.make_node("Identity", [scores], [SCORES_OUTPUT]))
+    elem_type = known.get(scores, onnx.TensorProto.FLOAT)
+    copy.graph.output.append(onnx.helper.make_tensor_value_info(SCORES_OUTPUT, elem_type, None))
+    return copy
