@@ -190,9 +190,17 @@ def read_cache(path: Path, key: str, components: dict[str, str]) -> dict[str, fl
     return {str(k): float(v) for k, v in doc["amax"].items()}
 
 
-def _graph_batch(model: onnx.ModelProto) -> int | None:
+def graph_batch(model: onnx.ModelProto) -> int | None:
+    """The graph's fixed batch size, or None for a dynamic batch axis."""
     dim = model.graph.input[0].type.tensor_type.shape.dim[0]
     return dim.dim_value if dim.HasField("dim_value") else None
+
+
+def stack_batches(arrays: np.ndarray, fixed_batch: int | None) -> list[np.ndarray]:
+    """Inference batches: the graph's fixed batch (a remainder is left out), or 8 for a dynamic one."""
+    size = fixed_batch or 8
+    usable = len(arrays) - (len(arrays) % size if fixed_batch else 0)
+    return [arrays[i : i + size] for i in range(0, usable, size)]
 
 
 def _batched(paths: Sequence[Path], batch: int) -> list[list[Path]]:
@@ -232,7 +240,7 @@ def calibrate(
     session = ort_session(augmented, threads)
     output_names = [o.name for o in session.get_outputs()]
     input_name = runnable_fp32.graph.input[0].name
-    fixed_batch = _graph_batch(runnable_fp32)
+    fixed_batch = graph_batch(runnable_fp32)
     batch = fixed_batch or 8
     collector = RangeCollector(tensors)
     passes = passes_needed(options.method)
@@ -295,10 +303,7 @@ def load_holdout(
         loaded = load_images(paths, prep, on_image=bar.update)
     finally:
         bar.close()
-    size = batch or 8
-    arrays = loaded.arrays
-    usable = len(arrays) - (len(arrays) % size if batch else 0)
-    batches = [arrays[i : i + size] for i in range(0, usable, size)]
+    batches = stack_batches(loaded.arrays, batch)
     if not batches:
         raise DataError(f"none of the held-out images in {str(split.root)!r} could be read.")
     return batches, loaded.unreadable, source
@@ -327,7 +332,6 @@ def write_int8(
     fp16: onnx.ModelProto | None = None,
     threads: int | None = None,
     progress: bool = True,
-    log: Callable[[str], None] = print,
 ) -> Int8Result:
     """Calibrate, quantize, evaluate and write ``MODEL.int8.onnx`` + cache + report in ``folder``.
 
@@ -346,10 +350,6 @@ def write_int8(
     key, components = calibration_key(_file_sha256(fp32_path), prep, options, split)
     amax = None if options.recalibrate else read_cache(cache_path, key, components)
     if amax is not None:
-        log(
-            f"reusing calibration cache {cache_path} "
-            f"(key {key[:12]}: same graph, preprocessing, method, images)"
-        )
         run = CalibrationRun(amax, True, len(split.calibration))
     else:
         run = calibrate(runnable(folded), tensors, prep, split, options, threads=threads, progress=progress)
@@ -370,7 +370,7 @@ def write_int8(
         )
     lines = [
         f"INT8 calibration: {run.images} images from {split.root} ({options.method}"
-        f"{', cache reused' if run.reused_cache else ''}); "
+        f"{f', reused cache {cache_path.name} with the same key' if run.reused_cache else ''}); "
         f"{len(sites)} weighted layers get Q/DQ on their inputs."
     ]
     if run.unreadable:
@@ -380,8 +380,7 @@ def write_int8(
             f"  {run.dropped} readable image(s) left out: the graph's fixed batch does not divide them"
         )
 
-    graph_batch = _graph_batch(fp32)
-    batches, holdout_unreadable, source = load_holdout(split, prep, graph_batch, progress)
+    batches, holdout_unreadable, source = load_holdout(split, prep, graph_batch(fp32), progress)
     held_out = HeldOutSet.from_batches(runnable(folded), batches, threads)
     all_int8 = quantize(folded, sites, amax=run.amax)
     baseline = held_out.evaluate(runnable(all_int8))

@@ -312,7 +312,6 @@ def export_model(
             fp16=graphs.get("fp16"),
             threads=threads,
             progress=progress,
-            log=log,
         )
         files["int8"] = quantized.path
         parity[quantized.path.name] = quantized.parity
@@ -445,6 +444,10 @@ def check_artifacts(
     )
     fresh: dict[str, Any] = {}
     for name, entry in manifest["files"].items():
+        if entry["precision"] == "int8":
+            # INT8 is judged on images against FP32, not on synthetic inputs against PyTorch.
+            log(f"{name}: hash verified; its accuracy needs images: litevit quant-report {folder} --data DIR")
+            continue
         try:
             graph = onnx.load(folder / name)
         except Exception as exc:  # protobuf decode errors have many types

@@ -13,6 +13,7 @@ from typing import Any
 
 from litevit import __version__
 from litevit.calibration.int8 import DEFAULT_HOLDOUT, DEFAULT_SAMPLES, DEFAULT_TARGET, Int8Options
+from litevit.calibration.quant_report import configure_quant_report_parser, run_quant_report
 from litevit.calibration.ranges import METHODS
 from litevit.errors import LitevitError
 
@@ -442,6 +443,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="speed-ups relative to this run (default: the slowest run of each model)",
     )
     report.set_defaults(func=_cmd_report)
+
+    quant = sub.add_parser(
+        "quant-report",
+        help="INT8/FP16 accuracy against FP32 on your images, and per-layer sensitivity",
+        description="Compare an artefact's INT8 and FP16 graphs with its FP32 graph on images from --data "
+        "(top-1 agreement and logits cosine for classifiers; pixel agreement, mIoU proxy and score cosine "
+        "for segmenters), then rank layers by how much leaving each in FP32 recovers. Runs on ONNX Runtime, "
+        "no torch needed.",
+    )
+    configure_quant_report_parser(quant)
+    quant.set_defaults(func=run_quant_report)
 
     doctor = sub.add_parser(
         "doctor",

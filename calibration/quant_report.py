@@ -1,0 +1,191 @@
+"""``litevit quant-report ARTIFACT --data DIR``: what INT8 and FP16 cost an exported model, on the
+user's images, and which layers are to blame. Torch-free: everything runs on ONNX Runtime.
+
+It compares the artefact's INT8 graph (as written, with any layers kept in FP32) and its FP16
+graph with the FP32 graph on images from ``DIR``, then, from the calibration cache's thresholds,
+ranks the layers by how much leaving each in FP32 would recover (see
+:mod:`litevit.calibration.diagnose`). The export's own report used held-out images from the
+calibration folder; this command checks on any other set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from litevit._io import sha256_file, write_json
+from litevit._progress import Progress
+from litevit.artifacts import read_manifest
+from litevit.calibration.diagnose import (
+    GRANULARITIES,
+    HeldOutSet,
+    format_sensitivity,
+    groups_of,
+    sensitivity,
+)
+from litevit.calibration.images import (
+    Preprocessing,
+    describe_unreadable,
+    evenly_spaced,
+    list_images,
+    load_images,
+)
+from litevit.calibration.int8 import CACHE_FORMAT, REPORT_FORMAT, graph_batch, stack_batches
+from litevit.calibration.qdq import fold_weight_transposes, quant_sites, quantize
+from litevit.errors import DataError, LitevitError
+
+DEFAULT_LIMIT = 64
+
+
+def _graph(folder: Path, manifest: dict[str, Any], precision: str) -> onnx.ModelProto | None:
+    for name, entry in manifest["files"].items():
+        if entry.get("precision") == precision and name.endswith(".onnx"):
+            return onnx.load(folder / name)
+    return None
+
+
+def _cached_thresholds(folder: Path, manifest: dict[str, Any], fp32_sha256: str) -> dict[str, float]:
+    calibration = manifest.get("calibration") or {}
+    path = folder / calibration.get("cache", "")
+    if not calibration or not path.is_file():
+        raise LitevitError(
+            f"the artefact {str(folder)!r} has no calibration cache; export it with --int8 --calib DIR first."
+        )
+    doc = json.loads(path.read_text())
+    if doc.get("format") != CACHE_FORMAT or doc.get("components", {}).get("model") != fp32_sha256:
+        raise LitevitError(
+            f"the calibration cache {str(path)!r} was not made for this artefact's FP32 graph; "
+            f"re-export with --int8 --recalibrate."
+        )
+    return {str(k): float(v) for k, v in doc["amax"].items()}
+
+
+def quant_report(
+    artifact: str | os.PathLike[str],
+    data: str | os.PathLike[str],
+    *,
+    limit: int = DEFAULT_LIMIT,
+    granularity: str = "module",
+    with_sensitivity: bool = True,
+    threads: int | None = None,
+    progress: bool = True,
+) -> tuple[dict[str, Any], list[str]]:
+    """The report (JSON-able) and its printed lines."""
+    if granularity not in GRANULARITIES:
+        raise LitevitError(f"unknown granularity {granularity!r}; choose one of {', '.join(GRANULARITIES)}.")
+    if limit < 1:
+        raise LitevitError(f"--limit must be at least 1; got {limit}.")
+    folder = Path(artifact)
+    manifest = read_manifest(folder)
+    if manifest.get("ops_mode") == "plugin":
+        raise LitevitError(
+            "quant-report runs the graphs on ONNX Runtime, which needs the custom ops' function bodies; "
+            "export with --ops function (the default)."
+        )
+    fp32 = _graph(folder, manifest, "fp32")
+    int8 = _graph(folder, manifest, "int8")
+    if fp32 is None or int8 is None:
+        raise LitevitError(
+            f"the artefact {str(folder)!r} has no INT8 graph; export it with --int8 --calib DIR first."
+        )
+    fp32_name = next(n for n, e in manifest["files"].items() if e.get("precision") == "fp32")
+    amax = _cached_thresholds(folder, manifest, sha256_file(folder / fp32_name))
+
+    root = Path(data)
+    paths = evenly_spaced(list_images(root, what="data folder"), limit)
+    prep = Preprocessing.from_manifest(manifest)
+    bar = Progress(progress, len(paths), "images", unit="images")
+    try:
+        loaded = load_images(paths, prep, on_image=bar.update)
+    finally:
+        bar.close()
+    batches = stack_batches(loaded.arrays, graph_batch(fp32))
+    if not batches:
+        raise DataError(
+            f"none of the images in {str(root)!r} could be read (or fewer than the graph's batch)."
+        )
+
+    folded = fold_weight_transposes(fp32)
+    sites = quant_sites(folded)
+    held_out = HeldOutSet.from_batches(folded, batches, threads)
+    written = held_out.evaluate(int8)
+    all_int8 = held_out.evaluate(quantize(folded, sites, amax))
+    task = manifest["task"]
+    images = sum(len(b) for b in batches)
+    lines = [f"{manifest['model']}: {images} images from {root} against the FP32 graph (ONNX Runtime CPU)"]
+    if loaded.unreadable:
+        lines.append(f"  skipped {describe_unreadable(loaded.unreadable, root)}")
+    kept = (manifest.get("calibration") or {}).get("fp32_layers") or []
+    lines.append(f"  INT8 as written ({len(kept)} group(s) in FP32): {written.describe(task)}")
+    if kept:
+        lines.append(f"  INT8, all {len(sites)} layers: {all_int8.describe(task)}")
+    report: dict[str, Any] = {
+        "format": REPORT_FORMAT,
+        "model": manifest["model"],
+        "data": str(root.resolve()),
+        "images": images,
+        "unreadable": [[p.relative_to(root).as_posix(), why] for p, why in loaded.unreadable],
+        "int8_written": asdict(written),
+        "int8_all_layers": asdict(all_int8),
+        "fp32_layers": kept,
+    }
+    fp16 = _graph(folder, manifest, "fp16")
+    if fp16 is not None:
+        fp16_result = held_out.evaluate(fp16)
+        report["fp16"] = asdict(fp16_result)
+        lines.append(f"  FP16: {fp16_result.describe(task)}")
+    if with_sensitivity:
+        bar = Progress(progress, len(groups_of(sites, granularity)), "sensitivity", unit="groups")
+        try:
+            ranking = sensitivity(folded, sites, amax, held_out, granularity=granularity, on_group=bar.update)
+        finally:
+            bar.close()
+        report["sensitivity"] = [{"group": e.group, "layers": e.layers, **asdict(e.result)} for e in ranking]
+        lines.append(format_sensitivity(ranking, all_int8, task))
+    return report, lines
+
+
+def configure_quant_report_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("artifact", metavar="ARTIFACT", help="artefact folder exported with --int8 --calib")
+    parser.add_argument("--data", required=True, metavar="DIR", help="images to compare on (JPEG/PNG)")
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=DEFAULT_LIMIT,
+        metavar="N",
+        help=f"at most N images (default: {DEFAULT_LIMIT})",
+    )
+    parser.add_argument(
+        "--granularity",
+        choices=GRANULARITIES,
+        default="module",
+        help="sensitivity per module (default; e.g. backbone.1.1.0.attn) or per layer",
+    )
+    parser.add_argument("--no-sensitivity", action="store_true", help="skip the per-layer ranking")
+    parser.add_argument("--threads", type=int, metavar="N", help="ONNX Runtime threads")
+    parser.add_argument("--json", metavar="OUT", help="also write the report as JSON")
+
+
+def run_quant_report(args: argparse.Namespace) -> int:
+    from litevit._deps import require
+
+    require("onnxruntime")
+    report, lines = quant_report(
+        args.artifact,
+        args.data,
+        limit=args.limit,
+        granularity=args.granularity,
+        with_sensitivity=not args.no_sensitivity,
+        threads=args.threads,
+    )
+    print("\n".join(lines))
+    if args.json:
+        write_json(Path(args.json), report)
+        print(f"wrote {args.json}")
+    return 0
