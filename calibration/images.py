@@ -167,12 +167,17 @@ def load_images(
             arrays.append(prep.load(path))
             loaded.append(path)
         except (OSError, ValueError, SyntaxError) as exc:  # PIL raises all three for bad files
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            unreadable.append((path, reason))
+            unreadable.append((path, unreadable_reason(exc)))
         if on_image is not None:
             on_image()
     stacked = np.stack(arrays) if arrays else np.zeros((0, 3, prep.height, prep.width), np.float32)
     return LoadedImages(stacked, loaded, unreadable)
+
+
+def unreadable_reason(exc: BaseException) -> str:
+    """The first line of a decoding error, for naming an unreadable file."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def describe_unreadable(unreadable: Sequence[tuple[Path, str]], root: Path, limit: int = 3) -> str:

@@ -159,8 +159,13 @@ def _quiet_exporter() -> Any:
         logger.setLevel(level)
 
 
-def trt_build_hint(out_dir: Path, model: str, spec: GraphSpec, fp16: bool, has_custom_ops: bool) -> str:
-    """The trtexec command that builds the engine on the target, in one line per TensorRT family."""
+def trt_build_hint(
+    out_dir: Path, model: str, spec: GraphSpec, precisions: Sequence[str], has_custom_ops: bool
+) -> str:
+    """How to build the engines on the target: ``litevit build`` (any TensorRT 8.5 - 11, picks the
+    graph and flags per version), or the ``trtexec`` line per TensorRT family."""
+    folder = shlex.quote(str(out_dir))
+    lines = [f"  litevit build {folder} --precision {p}" for p in precisions]
     shapes = ""
     if spec.dynamic_axes():
         h, w = spec.img_size
@@ -169,24 +174,31 @@ def trt_build_hint(out_dir: Path, model: str, spec: GraphSpec, fp16: bool, has_c
             f" --minShapes={INPUT_NAME}:1x3x{h}x{w} --optShapes={INPUT_NAME}:{b}x3x{h}x{w}"
             f" --maxShapes={INPUT_NAME}:{max(b, 8)}x3x{h}x{w}"
         )
-    precision = "fp16" if fp16 else "fp32"
-    engine = shlex.quote(str(out_dir / f"{model}.{precision}.engine"))
-    fp32_onnx = shlex.quote(str(out_dir / f"{model}.onnx"))
-    plugins = " --staticPlugins=liblitevit_plugins.so" if has_custom_ops and spec.ops != "inline" else ""
-    # TensorRT 8.5/8.6 parse no function bodies: litevit nodes go to the plugin library
-    # (--plugins=, 8.5's spelling), or the model must be exported with --ops inline.
-    legacy_plugins = " --plugins=liblitevit_plugins.so" if has_custom_ops and spec.ops != "inline" else ""
-    if fp16:
-        typed = shlex.quote(str(out_dir / f"{model}.fp16.onnx"))
-        modern = f"trtexec --onnx={typed} --stronglyTyped --saveEngine={engine}{shapes}{plugins}"
-        legacy = f"trtexec --onnx={fp32_onnx} --fp16 --saveEngine={engine}{shapes}{legacy_plugins}"
-    else:
-        modern = f"trtexec --onnx={fp32_onnx} --saveEngine={engine}{shapes}{plugins}"
-        legacy = f"trtexec --onnx={fp32_onnx} --saveEngine={engine}{shapes}{legacy_plugins}"
-    legacy_note = (
-        "  (or export with --ops inline to build without the plugin library)" if legacy_plugins else ""
-    )
-    return f"  TensorRT >= 10: {modern}\n  TensorRT 8.5/8.6: {legacy}{legacy_note}"
+    plugins = has_custom_ops and spec.ops != "inline"
+    # TensorRT 8.5/8.6 parse no function bodies: litevit nodes go to the plugin library (--plugins=,
+    # 8.5's spelling, kept as an alias through 10.x), or the model must be exported with --ops inline.
+    modern_plugins = " --staticPlugins=liblitevit_plugins.so" if plugins else ""
+    legacy_plugins = " --plugins=liblitevit_plugins.so" if plugins else ""
+    for precision in precisions:
+        engine = shlex.quote(str(out_dir / f"{model}.{precision}.engine"))
+        graph = {"fp32": f"{model}.onnx", "fp16": f"{model}.fp16.onnx", "int8": f"{model}.int8.onnx"}[
+            precision
+        ]
+        typed = shlex.quote(str(out_dir / graph))
+        weak_graph = shlex.quote(str(out_dir / (f"{model}.onnx" if precision == "fp16" else graph)))
+        weak_flags = {"fp32": "", "fp16": " --fp16", "int8": " --int8 --fp16"}[precision]
+        strong = " --stronglyTyped" if precision != "fp32" else ""
+        lines.append(
+            f"  TensorRT 11 (strongly typed): trtexec --onnx={typed}{strong} --saveEngine={engine}"
+            f"{shapes}{modern_plugins}"
+        )
+        lines.append(
+            f"  TensorRT 8.5 - 10.x: trtexec --onnx={weak_graph}{weak_flags} --saveEngine={engine}"
+            f"{shapes}{legacy_plugins}"
+        )
+    if plugins:
+        lines.append("  (TensorRT 8.5/8.6 need the plugin library, or an export with --ops inline)")
+    return "\n".join(lines)
 
 
 def export_model(
@@ -333,6 +345,7 @@ def export_model(
         else None,
         "data_config": model_cfg(module).data_config(),
         "arch": model_cfg(module).arch,
+        "paper": dataclasses.asdict(cfg.paper),
         "inputs": _io_description(fp32.graph.input),
         "outputs": _io_description(fp32.graph.output),
         "dynamic_axes": {INPUT_NAME: spec.dynamic_axes()},
@@ -363,17 +376,10 @@ def export_model(
             f"parity gate failed for {', '.join(failed)} (tolerances in {folder / MANIFEST}); "
             f"the files are kept for inspection."
         )
-    if fp16 or int8:
-        if has("tensorrt"):
-            notices.append(
-                "TensorRT is installed, but engine builds arrive with `litevit build` (next release); "
-                "build with:"
-            )
-        else:
-            notices.append(
-                "TensorRT is not installed here, so no engine was built; on the target, build it with:"
-            )
-        notices.append(trt_build_hint(folder, model, spec, fp16, bool(manifest["custom_ops"])))
+    engines = [p for p, wanted in (("fp16", fp16), ("int8", int8)) if wanted]
+    if engines and not has("tensorrt"):
+        notices.append("TensorRT is not installed here, so no engine was built; on the target, build with:")
+        notices.append(trt_build_hint(folder, model, spec, engines, bool(manifest["custom_ops"])))
     return result
 
 

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from litevit.errors import LitevitError
+from litevit.onnx_graphs import custom_nodes
 from litevit.models import model_cfg
 from litevit.models.segmentation import resize_logits
 from litevit.export.opset import EXPORTER_MIN_OPSET, MIN_OPSET, convert_opset, default_opset
@@ -214,10 +215,6 @@ def canonicalize_gelu(model: onnx.ModelProto) -> onnx.ModelProto:
         half.input[:] = [x, add.output[0]]
         final.input[:] = [half.output[0], half_constant]
     return model
-
-
-def custom_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
-    return [node for node in model.graph.node if node.domain == DOMAIN]
 
 
 def custom_op_usage(model: onnx.ModelProto) -> dict[str, dict[str, Any]]:

@@ -21,6 +21,7 @@ import numpy as np
 import onnx
 import torch
 
+from litevit import synthetic
 from litevit.errors import LitevitError
 from litevit.onnx_graphs import SCORES_OUTPUT, with_scores_output
 from litevit.export.onnx_export import SegmentationLabels
@@ -59,22 +60,8 @@ class OutputComparison:
 
 
 def image_like(shape: tuple[int, ...], cfg: Any, seed: int = 0) -> torch.Tensor:
-    """A smooth picture (gradients, low-frequency waves, a few blobs) in the model's input units."""
-    rng = np.random.default_rng(seed)
-    b, _, h, w = shape
-    yy, xx = np.meshgrid(np.linspace(0, 1, h), np.linspace(0, 1, w), indexing="ij")
-    images = np.empty((b, 3, h, w), dtype=np.float32)
-    for i in range(b):
-        for c in range(3):
-            fy, fx, phase = rng.uniform(0.5, 3.0), rng.uniform(0.5, 3.0), rng.uniform(0, 2 * np.pi)
-            wave = 0.5 + 0.25 * np.sin(2 * np.pi * (fy * yy + fx * xx) + phase)
-            cy, cx, r = rng.uniform(0.2, 0.8), rng.uniform(0.2, 0.8), rng.uniform(0.05, 0.3)
-            blob = 0.25 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))
-            images[i, c] = np.clip(wave + blob * rng.choice([-1, 1]) + 0.1 * (yy - 0.5), 0, 1)
-    pixels = images * (255.0 if cfg.pixel_scale == 255.0 else 1.0)
-    mean = np.asarray(cfg.mean, dtype=np.float32).reshape(1, 3, 1, 1)
-    std = np.asarray(cfg.std, dtype=np.float32).reshape(1, 3, 1, 1)
-    return torch.from_numpy((pixels - mean) / std)
+    """A smooth picture (gradients, low-frequency waves, a blob) in the model's input units."""
+    return torch.from_numpy(synthetic.image_like(shape, cfg.mean, cfg.std, cfg.pixel_scale, seed))
 
 
 def parity_inputs(shape: tuple[int, ...], cfg: Any) -> list[tuple[str, torch.Tensor]]:

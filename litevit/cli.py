@@ -15,7 +15,11 @@ from litevit import __version__
 from litevit.calibration.int8 import DEFAULT_HOLDOUT, DEFAULT_SAMPLES, DEFAULT_TARGET, Int8Options
 from litevit.calibration.quant_report import configure_quant_report_parser, run_quant_report
 from litevit.calibration.ranges import METHODS
+from litevit.calibration.val import configure_val_parser, run_val
 from litevit.errors import LitevitError
+from litevit.runtime.selftest import DESCRIPTION as SELFTEST_DESCRIPTION
+from litevit.runtime.selftest import configure_selftest_parser, run_selftest
+from litevit.runtime.trt_build import BUILD_DESCRIPTION, configure_build_parser, run_build
 
 
 def _pct(ours: float, paper: float | None) -> str:
@@ -265,6 +269,15 @@ def _cmd_export(args: argparse.Namespace) -> int:
     print(f"wrote {result.out_dir / 'manifest.json'}")
     for notice in result.notices:
         print(notice)
+    from litevit._deps import has
+
+    if has("tensorrt"):
+        # TensorRT is here: build the requested engines now, as `litevit build` would.
+        from litevit.runtime.trt_build import build_artifact
+
+        for precision in [p for p, wanted in (("fp16", args.fp16), ("int8", args.int8)) if wanted]:
+            if build_artifact(result.out_dir, precision).parity_status == "failed":
+                return 1
     return 0
 
 
@@ -455,6 +468,30 @@ def build_parser() -> argparse.ArgumentParser:
     configure_quant_report_parser(quant)
     quant.set_defaults(func=run_quant_report)
 
+    build = sub.add_parser(
+        "build",
+        help="build a TensorRT engine from an artefact or .onnx (TensorRT 8.5 to 11)",
+        description=BUILD_DESCRIPTION,
+    )
+    configure_build_parser(build)
+    build.set_defaults(func=run_build)
+
+    selftest = sub.add_parser(
+        "selftest",
+        help="on the target: build an engine in every precision and compare it with ONNX Runtime",
+        description=SELFTEST_DESCRIPTION,
+    )
+    configure_selftest_parser(selftest)
+    selftest.set_defaults(func=run_selftest)
+
+    val = sub.add_parser(
+        "val",
+        help="top-1/top-5 or mIoU of an artefact on your labelled images, per backend and precision",
+        description=VAL_DESCRIPTION,
+    )
+    configure_val_parser(val)
+    val.set_defaults(func=run_val)
+
     doctor = sub.add_parser(
         "doctor",
         help="what is installed, what works, what is missing",
@@ -468,6 +505,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 DEFAULT_RUNS_DIR = "litevit-runs"
+VAL_DESCRIPTION = (
+    "Accuracy of an artefact on your labelled images, one row per backend x precision, next to the "
+    "paper's figure: top-1/top-5 on an ImageFolder-style folder (DIR/<class>/*.jpg|png) for classifiers, "
+    "mIoU and pixel accuracy on DIR/images + DIR/annotations (ADE20K layout) for segmenters. This is how "
+    "you learn what FP16 or INT8 cost you."
+)
 EXPORT_DESCRIPTION = (
     "Export a litevit model to an artefact folder: MODEL.onnx (FP32; CSA, RASA and GhostHead as nodes of "
     "domain litevit), MODEL.fp16.onnx with --fp16, and manifest.json; then compare every output with "

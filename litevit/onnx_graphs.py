@@ -8,6 +8,14 @@ import onnx
 from litevit.errors import LitevitError
 
 SCORES_OUTPUT = "litevit_parity_scores"  # check-only output: the class scores the ArgMax reads
+# ONNX domains ONNX Runtime and TensorRT implement themselves; a node of any other domain (litevit's
+# CSA, RASA, GhostHead) needs a model-local function body, a registered kernel or a plugin.
+BUILTIN_ONNX_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft"})
+
+
+def custom_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
+    """The main graph's nodes of a custom domain."""
+    return [node for node in model.graph.node if node.domain not in BUILTIN_ONNX_DOMAINS]
 
 
 def with_scores_output(model: onnx.ModelProto) -> onnx.ModelProto:

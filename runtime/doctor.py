@@ -14,12 +14,22 @@ import platform
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import litevit
 from litevit._deps import has
+from litevit.errors import LitevitError
 from litevit.runtime import environment as env
+from litevit.runtime.trt_build import (
+    PLUGIN_LIBRARY,
+    describe_target,
+    engine_mismatch,
+    load_plugin_library,
+    plugin_library_to_load,
+    read_engine_sidecar,
+    sidecar_path,
+)
 
-PLUGIN_LIBRARY = "liblitevit_plugins.so"
 _LABEL_WIDTH = 14
 
 Line = tuple[str, str]
@@ -152,31 +162,61 @@ def _plugin_library() -> Line:
     return "plugins", f"{path} (loads)"
 
 
-def _engine(engine: str) -> Line:
+def _installed_tensorrt_version() -> str | None:
+    """The version TensorRT itself reports when it imports, else the one its package records."""
+    if has("tensorrt"):
+        try:
+            import tensorrt as trt
+
+            return str(trt.__version__)
+        except Exception:  # a wheel without its CUDA libraries fails in several ways
+            pass
+    return env.tensorrt_version()
+
+
+def _engine(engine: str, gpu: dict[str, str | None]) -> Line:
     path = Path(engine)
     if not path.is_file():
         return "engine", f"{engine} does not exist."
-    sidecar = path.with_name(path.name + ".json")
-    notes = [
-        f"no sidecar {sidecar.name}: engine sidecars (which TensorRT and GPU built it) arrive with "
-        f"`litevit build`"
-        if not sidecar.is_file()
-        else f"sidecar {sidecar.name} found (read by `litevit build`)"
-    ]
+    try:
+        sidecar = read_engine_sidecar(path)
+    except LitevitError as exc:
+        return "engine", f"{engine}: {str(exc).rstrip('.')}."
+    if sidecar is None:
+        notes = [
+            f"no sidecar {sidecar_path(path).name} (not built by `litevit build`), so which TensorRT and GPU "
+            f"built it is unknown"
+        ]
+    else:
+        # The same check the trt runner makes before it loads an engine.
+        here = _installed_tensorrt_version()
+        mismatch = engine_mismatch(path, sidecar, here, gpu)
+        built = f"built for {describe_target(sidecar.get('tensorrt'), sidecar.get('gpu') or {})}"
+        if mismatch is not None:
+            notes = [mismatch.rstrip(".")]
+        elif here is not None and gpu.get("gpu_name") is not None:
+            notes = [f"{built}, as this machine is"]
+        else:
+            notes = [f"{built}; this machine's TensorRT or GPU could not be read, so they were not compared"]
     if has("tensorrt"):
-        notes.append(_engine_loads(path))
+        notes.append(_engine_loads(path, sidecar))
     else:
         notes.append("TensorRT is missing, so whether it loads here cannot be checked")
     return "engine", f"{engine}: " + "; ".join(notes) + "."
 
 
-def _engine_loads(path: Path) -> str:
+def _engine_loads(path: Path, sidecar: dict[str, Any] | None) -> str:
     """Deserialise the engine: the one check of 'same TensorRT version and GPU' that cannot lie."""
     try:
         import tensorrt as trt
 
+        library = plugin_library_to_load(sidecar, None)
+        if library is not None:
+            load_plugin_library(library)
         runtime = trt.Runtime(trt.Logger(trt.Logger.ERROR))
         loaded = runtime.deserialize_cuda_engine(path.read_bytes())
+    except LitevitError as exc:
+        return f"it cannot be tried: {str(exc).rstrip('.')}"
     except Exception as exc:  # no GPU or driver: TensorRT raises from the runtime
         return f"TensorRT could not try it ({type(exc).__name__}: {exc})"
     if loaded is None:
@@ -234,7 +274,7 @@ def doctor_report(engine: str | None = None) -> tuple[str, bool]:
     ]
     lines.extend(check() for check in checks)
     if engine is not None:
-        lines.append(_engine(engine))
+        lines.append(_engine(engine, gpu))
     works, verdict = default_backend_works()
     lines.append(("default", ("OK: " if works else "BROKEN: ") + verdict))
     text = "\n".join(f"{label:<{_LABEL_WIDTH}}{detail}" for label, detail in lines)

@@ -27,16 +27,13 @@ import numpy as np
 from litevit._deps import has, missing, require
 from litevit.artifacts import read_manifest
 from litevit.errors import LitevitError
+from litevit.onnx_graphs import BUILTIN_ONNX_DOMAINS
 
 if TYPE_CHECKING:
     import onnx
 
 BACKENDS = ("ort", "torch", "trt")
 PRECISIONS = ("fp32", "fp16", "int8")
-
-# ONNX domains ONNX Runtime implements itself; a node of any other domain needs a model-local
-# function body (litevit's --ops function) or a registered kernel.
-_BUILTIN_ONNX_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft"})
 
 
 @dataclass(frozen=True)
@@ -226,7 +223,7 @@ def _bodyless_custom_ops(model: onnx.ModelProto) -> list[str]:
         {
             f"{node.domain}::{node.op_type}"
             for node in model.graph.node
-            if node.domain not in _BUILTIN_ONNX_DOMAINS and (node.domain, node.op_type) not in functions
+            if node.domain not in BUILTIN_ONNX_DOMAINS and (node.domain, node.op_type) not in functions
         }
     )
 
@@ -670,16 +667,40 @@ def _shape_tuple(dims: Any) -> tuple[int, ...]:
 
 
 class TrtRunner(Runner):
-    """A serialized TensorRT engine, run with ``execute_async_v3`` on its own CUDA stream."""
+    """A serialized TensorRT engine, run with ``execute_async_v3`` on its own CUDA stream.
+
+    When the engine has a ``litevit build`` sidecar (``ENGINE.json``), an engine built for
+    another TensorRT version or GPU is refused before TensorRT sees it, and the plugin library
+    it was built with is loaded first (``plugins``, else ``$LITEVIT_PLUGINS``, else the one the
+    sidecar names). ``plugins`` also serves engines without a sidecar.
+    """
 
     backend = "trt"
 
-    def __init__(self, path: Path, *, device: str = "cuda:0", manifest: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        device: str = "cuda:0",
+        manifest: dict[str, Any] | None = None,
+        plugins: str | os.PathLike[str] | None = None,
+    ) -> None:
         require("tensorrt")
         if not (has("cuda.bindings") or has("cuda.cudart") or has("pycuda")):
             raise missing("cuda-python")
         import tensorrt as trt
 
+        # trt_build imports this module, so it is imported here rather than at the top.
+        from litevit.runtime import environment, trt_build
+
+        sidecar = trt_build.read_engine_sidecar(path)
+        if sidecar is not None:
+            mismatch = trt_build.engine_mismatch(path, sidecar, trt.__version__, environment.gpu_facts())
+            if mismatch is not None:
+                raise LitevitError(mismatch)
+        library = trt_build.plugin_library_to_load(sidecar, plugins)
+        if library is not None:
+            trt_build.load_plugin_library(library)
         self.trt = trt
         self.device = device
         self.cuda = _open_cuda(_device_index(device))

@@ -116,6 +116,7 @@ def test_cli_export_writes_artefacts_manifest_and_tensorrt_notice(tmp_path):
     assert all(entry["passed"] for entry in manifest["parity"].values())
     assert "parity lvt.onnx" in proc.stdout and "parity lvt.fp16.onnx" in proc.stdout
     assert "TensorRT is not installed here" in proc.stdout and "trtexec --onnx=" in proc.stdout
+    assert f"litevit build {out} --precision fp16" in proc.stdout
     fp16 = onnx.load(out / "lvt.fp16.onnx")
     assert fp16.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in fp16.graph.initializer)

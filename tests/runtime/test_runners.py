@@ -3,15 +3,15 @@ the TensorRT runner's tensor/buffer logic against a fake TensorRT (none can be i
 
 from __future__ import annotations
 
-import ctypes
 import json
 import subprocess
 import sys
 import tempfile
-import types
 
+import fake_tensorrt
 import numpy as np
 import onnx
+import onnx.numpy_helper
 import pytest
 
 import litevit._deps as deps
@@ -279,125 +279,36 @@ def test_missing_tensorrt_and_cuda_binding_are_one_sentence(tmp_path, monkeypatc
 
 
 # ---------------------------------------------------------------------------------------------
-# TensorRT runner against a fake TensorRT and a fake CUDA (device memory = host memory): checks
-# the name-based tensor API use, dynamic shapes, buffer sizing and the copies.
+# TensorRT runner against the fake TensorRT and fake CUDA of fake_tensorrt.py (device memory =
+# host memory): checks the name-based tensor API use, dynamic shapes, buffer sizing and the copies.
 
 
-class _FakeCuda(runners._CudaApi):
-    def __init__(self, device_index):
-        self.blocks = {}
-        self.freed = 0
-        self.closed = False
-
-    def malloc(self, nbytes):
-        block = ctypes.create_string_buffer(nbytes)
-        self.blocks[ctypes.addressof(block)] = block
-        return ctypes.addressof(block)
-
-    def free(self, pointer):
-        del self.blocks[pointer]
-        self.freed += 1
-
-    def copy_to_device(self, pointer, host):
-        ctypes.memmove(pointer, host.ctypes.data, host.nbytes)
-
-    def copy_to_host(self, host, pointer):
-        ctypes.memmove(host.ctypes.data, pointer, host.nbytes)
-
-    def stream_handle(self):
-        return 1234
-
-    def synchronize(self):
-        pass
-
-    def record_start(self):
-        pass
-
-    def record_end(self):
-        pass
-
-    def elapsed_ms(self):
-        return 0.5
-
-    def close(self):
-        self.closed = True
-
-
-def _fake_tensorrt(loadable=True):
-    """Engine: input "input" (-1, 3, 4) float32 -> output "output" = 2 * input, same shape."""
-    trt = types.ModuleType("tensorrt")
-    trt.__version__ = "10.3.0"
-    trt.TensorIOMode = types.SimpleNamespace(INPUT="INPUT", OUTPUT="OUTPUT")
-
-    class Logger:
-        WARNING = 2
-
-        def __init__(self, severity):
-            pass
-
-    class Context:
-        def __init__(self):
-            self.shapes, self.addresses = {}, {}
-
-        def set_input_shape(self, name, shape):
-            if shape[1:] != (3, 4) or not 1 <= shape[0] <= 8:
-                return False
-            self.shapes[name] = tuple(shape)
-            return True
-
-        def get_tensor_shape(self, name):
-            return self.shapes["input"]
-
-        def set_tensor_address(self, name, address):
-            self.addresses[name] = address
-
-        def execute_async_v3(self, stream_handle):
-            assert stream_handle == 1234
-            count = int(np.prod(self.shapes["input"]))
-            source = np.ctypeslib.as_array((ctypes.c_float * count).from_address(self.addresses["input"]))
-            target = np.ctypeslib.as_array((ctypes.c_float * count).from_address(self.addresses["output"]))
-            target[:] = 2 * source
-            return True
-
-    class Engine:
-        num_io_tensors = 2
-
-        def get_tensor_name(self, index):
-            return ["input", "output"][index]
-
-        def get_tensor_shape(self, name):
-            return (-1, 3, 4)
-
-        def get_tensor_dtype(self, name):
-            return "FLOAT"
-
-        def get_tensor_mode(self, name):
-            return "INPUT" if name == "input" else "OUTPUT"
-
-        def create_execution_context(self):
-            return Context()
-
-    class Runtime:
-        def __init__(self, logger):
-            pass
-
-        def deserialize_cuda_engine(self, data):
-            return Engine() if loadable else None
-
-    trt.Logger, trt.Runtime = Logger, Runtime
-    trt.nptype = lambda dtype: {"FLOAT": np.float32}[dtype]
-    return trt
+def _doubling_engine(version: str) -> bytes:
+    """Engine: input "input" (batch 1..8, 3, 4) float32 -> output "output" = 2 * input."""
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Mul", ["input", "two"], ["output"])],
+        "double",
+        [onnx.helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, ["batch", 3, 4])],
+        [onnx.helper.make_tensor_value_info("output", onnx.TensorProto.FLOAT, ["batch", 3, 4])],
+        [onnx.numpy_helper.from_array(np.array(2.0, np.float32), "two")],
+    )
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return fake_tensorrt.engine_bytes(model, version, {"input": ((1, 3, 4), (1, 3, 4), (8, 3, 4))})
 
 
 @pytest.fixture
 def fake_trt(monkeypatch):
-    def install(loadable=True):
-        monkeypatch.setitem(sys.modules, "tensorrt", _fake_tensorrt(loadable))
+    def install():
+        trt = fake_tensorrt.make_tensorrt("10.3.0")
+        monkeypatch.setitem(sys.modules, "tensorrt", trt)
         present = {"tensorrt", "cuda.bindings"}
         monkeypatch.setattr(deps, "has", lambda module: module in present)
         monkeypatch.setattr(runners, "has", lambda module: module in present)
         cudas = []
-        monkeypatch.setattr(runners, "_open_cuda", lambda index: cudas.append(_FakeCuda(index)) or cudas[-1])
+        monkeypatch.setattr(
+            runners, "_open_cuda", lambda index: cudas.append(fake_tensorrt.FakeCuda(index)) or cudas[-1]
+        )
         return cudas
 
     return install
@@ -406,7 +317,7 @@ def fake_trt(monkeypatch):
 def test_trt_runner_metadata_infer_and_timed_region(fake_trt, tmp_path):
     cudas = fake_trt()
     engine = tmp_path / "m.fp16.engine"
-    engine.write_bytes(b"serialized")
+    engine.write_bytes(_doubling_engine("10.3.0"))
     runner = open_runner(engine, "trt")
     assert (runner.backend, runner.device) == ("trt", "cuda:0")
     assert runner.inputs() == [TensorInfo("input", "float32", ("dim0", 3, 4))]
@@ -438,16 +349,17 @@ def test_trt_runner_names_dynamic_dims_from_the_manifest(fake_trt, tmp_path):
         "outputs": [{"name": "output", "dtype": "float32", "shape": ["batch", 3, 4]}],
     }
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
-    (tmp_path / "m.fp16.engine").write_bytes(b"serialized")
+    (tmp_path / "m.fp16.engine").write_bytes(_doubling_engine("10.3.0"))
     with open_runner(tmp_path, "trt", precision="fp16") as runner:
         assert runner.inputs()[0].shape == ("batch", 3, 4)
         assert runner.outputs()[0].shape == ("batch", 3, 4)
 
 
 def test_trt_runner_refuses_an_engine_from_another_tensorrt(fake_trt, tmp_path):
-    cudas = fake_trt(loadable=False)
+    # Without a sidecar only TensorRT itself can tell: the fake refuses another version's engine.
+    cudas = fake_trt()
     engine = tmp_path / "m.engine"
-    engine.write_bytes(b"serialized")
+    engine.write_bytes(_doubling_engine("10.4.0"))
     with pytest.raises(LitevitError, match=r"TensorRT 10.3.0 could not load .*rebuild it here"):
         open_runner(engine, "trt")
     assert cudas[0].closed
