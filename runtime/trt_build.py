@@ -35,7 +35,7 @@ from litevit._deps import has, require
 from litevit._io import ensure_writable_dir, sha256_file, write_bytes, write_json
 from litevit.artifacts import MANIFEST, read_manifest
 from litevit import synthetic
-from litevit.errors import LitevitError
+from litevit.errors import DataError, LitevitError
 from litevit.onnx_graphs import custom_nodes
 from litevit.runtime import environment, runners
 
@@ -1322,9 +1322,16 @@ def implicit_calibration_batches(
     """Batches of the --calib folder's images, preprocessed as the manifest says, at ``shape``
     (N, 3, H, W), and the calibration key: graph, preprocessing and every image's bytes."""
     from litevit.calibration.images import Preprocessing, evenly_spaced, list_images, load_images
+    from litevit.calibration.int8 import MIN_CALIBRATION_IMAGES
 
     folder = Path(images)
-    paths = evenly_spaced(list_images(folder, what="calibration folder"), IMPLICIT_CALIBRATION_IMAGES)
+    found = list_images(folder, what="calibration folder")
+    if len(found) < MIN_CALIBRATION_IMAGES:
+        raise DataError(
+            f"the calibration folder {str(folder)!r} has {len(found)} image(s); INT8 calibration needs at "
+            f"least {MIN_CALIBRATION_IMAGES}."
+        )
+    paths = evenly_spaced(found, IMPLICIT_CALIBRATION_IMAGES)
     batch, _, height, width = shape
     prep = Preprocessing.from_manifest(dict(manifest), (height, width))
     digest = hashlib.sha256()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import enum
 import json
+import importlib.machinery
 import types
 from dataclasses import dataclass, field
 from typing import Any
@@ -138,6 +139,8 @@ def make_tensorrt(
     """A ``tensorrt`` module for ``version``. ``plugins``: the creators a loaded plugin library
     would register, (name, version, namespace) -> the function body the fake runs for it."""
     trt = types.ModuleType("tensorrt")
+    # A spec like an installed module's, so importlib (and torch, which probes for tensorrt) sees one.
+    trt.__spec__ = importlib.machinery.ModuleSpec("tensorrt", None, origin="fake_tensorrt.py")
     trt.__version__ = version
     v = _version(version)
     records = Records()

@@ -78,3 +78,15 @@ def test_selftest_without_torch_and_without_an_artifact_is_one_sentence(install_
         "litevit selftest needs an artefact folder (litevit selftest ARTIFACT) or torch to export its smoke "
         "model: pip install 'litevit[author]'."
     )
+
+
+def test_selftest_exports_the_smoke_lvt_when_torch_is_here(install_trt, tmp_path, capsys):
+    # Proves: with no artefact, the self-test exports litevit's smoke LVT (FP32, FP16 and a Q/DQ
+    # INT8 graph calibrated on its synthetic images) and builds and checks every precision from it.
+    install_trt("10.3.0.26")
+    assert selftest.run_selftest(_args("--keep", tmp_path / "work")) == 0
+    output = capsys.readouterr().out
+    assert "exporting the smoke lvt (64x64)" in output
+    rows = _table_rows(output)
+    assert len(rows) == 4 and all(row.endswith("pass") for row in rows), rows
+    assert (tmp_path / "work" / "lvt" / "lvt.int8.onnx").is_file()
