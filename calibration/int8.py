@@ -105,6 +105,17 @@ class Int8Options:
             )
 
 
+def calibration_images(folder: Path) -> list[Path]:
+    """The folder's images (see :func:`list_images`), refusing fewer than ``MIN_CALIBRATION_IMAGES``."""
+    paths = list_images(folder, what="calibration folder")
+    if len(paths) < MIN_CALIBRATION_IMAGES:
+        raise DataError(
+            f"the calibration folder {str(folder)!r} has {len(paths)} image(s); INT8 calibration "
+            f"needs at least {MIN_CALIBRATION_IMAGES} (a few hundred representative images is typical)."
+        )
+    return paths
+
+
 @dataclass
 class CalibrationSplit:
     root: Path
@@ -117,12 +128,7 @@ class CalibrationSplit:
         """Held-out images are spread evenly over the sorted list; calibration images are spread
         evenly over the rest. Refuses a folder with fewer than ``MIN_CALIBRATION_IMAGES`` images."""
         folder = Path(root)
-        paths = list_images(folder, what="calibration folder")
-        if len(paths) < MIN_CALIBRATION_IMAGES:
-            raise DataError(
-                f"the calibration folder {str(folder)!r} has {len(paths)} image(s); INT8 calibration "
-                f"needs at least {MIN_CALIBRATION_IMAGES} (a few hundred representative images is typical)."
-            )
+        paths = calibration_images(folder)
         held = evenly_spaced(paths, min(holdout, len(paths) - MIN_CALIBRATION_IMAGES))
         held_set = set(held)
         rest = [p for p in paths if p not in held_set]

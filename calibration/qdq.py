@@ -26,6 +26,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from litevit.onnx_graphs import UniqueNames
+
 QUANTIZED_OP_TYPES = ("Conv", "MatMul", "Gemm")
 INT8_MAX = 127
 METADATA_KEY = "litevit.quantization"
@@ -135,23 +137,6 @@ def _scalar(name: str, value: float | int, data_type: int) -> onnx.TensorProto:
     return helper.make_tensor(name, data_type, [], [value])
 
 
-class _Names:
-    """Fresh tensor names that cannot collide with the graph's own."""
-
-    def __init__(self, model: onnx.ModelProto) -> None:
-        graph = model.graph
-        self.taken = {v for node in graph.node for v in (*node.input, *node.output)}
-        self.taken |= {init.name for init in graph.initializer} | {v.name for v in graph.input}
-
-    def __call__(self, base: str) -> str:
-        name, suffix = base, 1
-        while name in self.taken:
-            suffix += 1
-            name = f"{base}_{suffix}"
-        self.taken.add(name)
-        return name
-
-
 def quantize(
     model: onnx.ModelProto,
     sites: list[QuantSite],
@@ -167,7 +152,7 @@ def quantize(
     quantized = onnx.ModelProto()
     quantized.CopyFrom(model)
     graph = quantized.graph
-    names = _Names(quantized)
+    names = UniqueNames(quantized.graph)
     initializers = {init.name: init for init in graph.initializer}
     by_node = {
         site.node: site for site in sites if site.layer not in keep_fp32 and site.module not in keep_fp32

@@ -21,7 +21,7 @@ import onnx
 
 from litevit._io import sha256_file, write_json
 from litevit._progress import Progress
-from litevit.artifacts import read_manifest
+from litevit.artifacts import graph_file, has_graph, read_manifest
 from litevit.calibration.diagnose import (
     GRANULARITIES,
     HeldOutSet,
@@ -41,13 +41,6 @@ from litevit.calibration.qdq import fold_weight_transposes, quant_sites, quantiz
 from litevit.errors import DataError, LitevitError
 
 DEFAULT_LIMIT = 64
-
-
-def _graph(folder: Path, manifest: dict[str, Any], precision: str) -> onnx.ModelProto | None:
-    for name, entry in manifest["files"].items():
-        if entry.get("precision") == precision and name.endswith(".onnx"):
-            return onnx.load(folder / name)
-    return None
 
 
 def _cached_thresholds(folder: Path, manifest: dict[str, Any], fp32_sha256: str) -> dict[str, float]:
@@ -88,14 +81,10 @@ def quant_report(
             "quant-report runs the graphs on ONNX Runtime, which needs the custom ops' function bodies; "
             "export with --ops function (the default)."
         )
-    fp32 = _graph(folder, manifest, "fp32")
-    int8 = _graph(folder, manifest, "int8")
-    if fp32 is None or int8 is None:
-        raise LitevitError(
-            f"the artefact {str(folder)!r} has no INT8 graph; export it with --int8 --calib DIR first."
-        )
-    fp32_name = next(n for n, e in manifest["files"].items() if e.get("precision") == "fp32")
-    amax = _cached_thresholds(folder, manifest, sha256_file(folder / fp32_name))
+    fp32_path = graph_file(folder, manifest, "fp32")
+    fp32 = onnx.load(fp32_path)
+    int8 = onnx.load(graph_file(folder, manifest, "int8"))
+    amax = _cached_thresholds(folder, manifest, sha256_file(fp32_path))
 
     root = Path(data)
     paths = evenly_spaced(list_images(root, what="data folder"), limit)
@@ -135,9 +124,8 @@ def quant_report(
         "int8_all_layers": asdict(all_int8),
         "fp32_layers": kept,
     }
-    fp16 = _graph(folder, manifest, "fp16")
-    if fp16 is not None:
-        fp16_result = held_out.evaluate(fp16)
+    if has_graph(manifest, "fp16"):
+        fp16_result = held_out.evaluate(onnx.load(graph_file(folder, manifest, "fp16")))
         report["fp16"] = asdict(fp16_result)
         lines.append(f"  FP16: {fp16_result.describe(task)}")
     if with_sensitivity:

@@ -67,6 +67,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from litevit.onnx_graphs import UniqueNames
+
 FP16_METADATA_KEY = "litevit.fp16"
 
 DEFAULT_KEEP_FP32: frozenset[str] = frozenset(
@@ -340,9 +342,7 @@ class _GraphRewriter:
         # Value name in the FP32 model -> {element type: tensor name holding it}.
         self.versions: dict[str, dict[int, str]] = {}
         self.graph_outputs = {v.name for v in graph.output}
-        self.used_names = {name for node in graph.node for name in (*node.input, *node.output)}
-        self.used_names |= {v.name for v in (*graph.input, *graph.output)}
-        self.used_names |= {t.name for t in graph.initializer}
+        self.unique_name = UniqueNames(graph)
         self.originally_consumed = {name for node in graph.node for name in node.input}
         self.new_nodes: list[onnx.NodeProto] = []
         # float16 tensor name -> the float32 graph output cast from it.
@@ -401,7 +401,7 @@ class _GraphRewriter:
         if produced == _FLOAT16 and name in self.graph_outputs:
             # The graph output keeps its name and float32 type: the node writes a float16
             # tensor under a new name and a Cast right after it produces the output.
-            internal = self._unique_name(f"{name}_fp16")
+            internal = self.unique_name(f"{name}_fp16")
             node.output[index] = internal
             self.types[internal] = _FLOAT16
             self.new_nodes.append(_cast(internal, name, _FLOAT))
@@ -417,7 +417,7 @@ class _GraphRewriter:
         versions = self.versions[name]
         if wanted not in versions:
             source = next(iter(versions.values()))
-            cast_name = self._unique_name(f"{name}_{'fp16' if wanted == _FLOAT16 else 'fp32'}")
+            cast_name = self.unique_name(f"{name}_{'fp16' if wanted == _FLOAT16 else 'fp32'}")
             self.new_nodes.append(_cast(source, cast_name, wanted))
             self.types[cast_name] = wanted
             versions[wanted] = cast_name
@@ -454,14 +454,6 @@ class _GraphRewriter:
         constraint = next((c for c in schema.type_constraints if c.type_param_str == type_str), None)
         allowed = constraint.allowed_type_strs if constraint is not None else [type_str]
         return "tensor(float16)" in allowed
-
-    def _unique_name(self, base: str) -> str:
-        name, suffix = base, 1
-        while name in self.used_names:
-            suffix += 1
-            name = f"{base}_{suffix}"
-        self.used_names.add(name)
-        return name
 
 
 def _formal_type_str(formals: Sequence[onnx.defs.OpSchema.FormalParameter], index: int) -> str:

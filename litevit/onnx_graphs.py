@@ -32,3 +32,20 @@ def with_scores_output(model: onnx.ModelProto) -> onnx.ModelProto:
     elem_type = known.get(scores, onnx.TensorProto.FLOAT)
     copy.graph.output.append(onnx.helper.make_tensor_value_info(SCORES_OUTPUT, elem_type, None))
     return copy
+
+
+class UniqueNames:
+    """Fresh tensor and node names for graph rewrites: ``names("x_fp16")`` returns that name, or
+    ``x_fp16_2``, ``x_fp16_3``... when the graph (or an earlier call) already uses it."""
+
+    def __init__(self, graph: onnx.GraphProto) -> None:
+        self.taken = {name for node in graph.node for name in (*node.input, *node.output, node.name)}
+        self.taken |= {v.name for v in (*graph.input, *graph.output)} | {t.name for t in graph.initializer}
+
+    def __call__(self, base: str) -> str:
+        name, suffix = base, 1
+        while name in self.taken:
+            suffix += 1
+            name = f"{base}_{suffix}"
+        self.taken.add(name)
+        return name

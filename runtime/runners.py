@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from litevit._deps import has, missing, require
-from litevit.artifacts import read_manifest
+from litevit.artifacts import graph_file, read_manifest
 from litevit.errors import LitevitError
 from litevit.onnx_graphs import BUILTIN_ONNX_DOMAINS
 
@@ -112,20 +112,6 @@ class Runner(ABC):
 # Opening: artefact folder or single file -> which file, which backend.
 
 
-def _onnx_file(folder: Path, manifest: dict[str, Any], precision: str) -> Path:
-    for name, entry in manifest["files"].items():
-        if entry.get("precision") == precision and name.endswith(".onnx"):
-            path = folder / name
-            if not path.is_file():
-                raise LitevitError(f"{str(path)!r} is listed in the manifest but missing.")
-            return path
-    available = sorted({entry.get("precision") for entry in manifest["files"].values()})
-    hint = " (export with --fp16)" if precision == "fp16" else ""
-    raise LitevitError(
-        f"the artefact {str(folder)!r} has no {precision} ONNX graph{hint}; it has {', '.join(available)}."
-    )
-
-
 def open_runner(
     target: str | os.PathLike[str],
     backend: str = "ort",
@@ -157,7 +143,7 @@ def open_runner(
     if backend == "ort":
         resolved_device = _parse_device(device or "cpu")
         onnx_path = (
-            _onnx_file(path, manifest, precision) if manifest is not None else _expect_suffix(path, ".onnx")
+            graph_file(path, manifest, precision) if manifest is not None else _expect_suffix(path, ".onnx")
         )
         return OrtRunner(onnx_path, threads=threads, device=resolved_device)
     if backend == "torch":
@@ -178,8 +164,8 @@ def open_runner(
         engine_path = path / f"{manifest['model']}.{precision}.engine"
         if not engine_path.is_file():
             raise LitevitError(
-                f"the artefact {str(path)!r} has no {engine_path.name}; build it on this machine "
-                f"(the trtexec commands are printed by litevit-export --fp16)."
+                f"the artefact {str(path)!r} has no {engine_path.name}; build it on this machine: "
+                f"litevit build {path} --precision {precision}."
             )
     else:
         engine_path = _expect_suffix(path, ".engine")

@@ -33,9 +33,9 @@ import onnx
 
 from litevit._deps import has, require
 from litevit._io import ensure_writable_dir, sha256_file, write_bytes, write_json
-from litevit.artifacts import MANIFEST, read_manifest
+from litevit.artifacts import MANIFEST, graph_file, read_manifest
 from litevit import synthetic
-from litevit.errors import DataError, LitevitError
+from litevit.errors import LitevitError
 from litevit.onnx_graphs import custom_nodes
 from litevit.runtime import environment, runners
 
@@ -1286,34 +1286,16 @@ def format_parity(parity: Mapping[str, Any]) -> str:
 # Artefact folders
 
 
-def _manifest_graph(folder: Path, manifest: Mapping[str, Any], precision: str) -> Path:
-    for name, entry in manifest["files"].items():
-        if entry.get("precision") == precision and name.endswith(".onnx"):
-            path = folder / name
-            if not path.is_file():
-                raise LitevitError(f"{str(path)!r} is listed in the manifest but missing.")
-            if entry.get("sha256") and sha256_file(path) != entry["sha256"]:
-                raise LitevitError(
-                    f"{str(path)!r} does not match its SHA-256 in the manifest: it was modified or corrupted."
-                )
-            return path
-    available = sorted({str(entry.get("precision")) for entry in manifest["files"].values()})
-    how = {"fp16": "export with --fp16", "int8": "export with --int8 --calib DIR"}.get(precision, "re-export")
-    raise LitevitError(
-        f"the artefact {str(folder)!r} has no {precision} ONNX graph ({how}); it has {', '.join(available)}."
-    )
-
-
 def artifact_graph(
     folder: Path, manifest: Mapping[str, Any], precision: str, int8_mode: str, strong: bool
 ) -> Path:
     """Which of the artefact's graphs a build needs: FP32 for fp32, weakly typed fp16 (+ FP16
     flag) and implicit INT8; the FP16 graph for strongly typed fp16; the Q/DQ graph for INT8."""
     if precision == "fp16" and strong:
-        return _manifest_graph(folder, manifest, "fp16")
+        return graph_file(folder, dict(manifest), "fp16", verify=True)
     if precision == "int8" and int8_mode == "qdq":
-        return _manifest_graph(folder, manifest, "int8")
-    return _manifest_graph(folder, manifest, "fp32")
+        return graph_file(folder, dict(manifest), "int8", verify=True)
+    return graph_file(folder, dict(manifest), "fp32", verify=True)
 
 
 def implicit_calibration_batches(
@@ -1321,17 +1303,11 @@ def implicit_calibration_batches(
 ) -> tuple[Callable[[], Iterator[np.ndarray]], str]:
     """Batches of the --calib folder's images, preprocessed as the manifest says, at ``shape``
     (N, 3, H, W), and the calibration key: graph, preprocessing and every image's bytes."""
-    from litevit.calibration.images import Preprocessing, evenly_spaced, list_images, load_images
-    from litevit.calibration.int8 import MIN_CALIBRATION_IMAGES
+    from litevit.calibration.images import Preprocessing, evenly_spaced, load_images
+    from litevit.calibration.int8 import calibration_images
 
     folder = Path(images)
-    found = list_images(folder, what="calibration folder")
-    if len(found) < MIN_CALIBRATION_IMAGES:
-        raise DataError(
-            f"the calibration folder {str(folder)!r} has {len(found)} image(s); INT8 calibration needs at "
-            f"least {MIN_CALIBRATION_IMAGES}."
-        )
-    paths = evenly_spaced(found, IMPLICIT_CALIBRATION_IMAGES)
+    paths = evenly_spaced(calibration_images(folder), IMPLICIT_CALIBRATION_IMAGES)
     batch, _, height, width = shape
     prep = Preprocessing.from_manifest(dict(manifest), (height, width))
     digest = hashlib.sha256()
