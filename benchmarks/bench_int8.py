@@ -1,15 +1,18 @@
 """INT8 (Q/DQ) against FP32 on ONNX Runtime CPU: accuracy on held-out images and latency.
 
-    python benchmarks/bench_int8.py [--models fixture lvt mobile_former_294m] [--threads N] [--json OUT]
+    python benchmarks/bench_int8.py [--models fixture lvt mobile_former_294m] [--method minmax]
+                                    [--no-keep-auto] [--threads N] [--json OUT]
 
-For each model: export FP32 + INT8 (dynamic batch, ``--ops function``, minmax calibration on 256
+For each model: export FP32 + INT8 (dynamic batch, ``--ops function``, calibration (minmax unless
+``--method`` says otherwise) on 256
 of scikit-learn's digits from the trained fixture's training split, 64 more held out), then print
 
 * INT8 vs FP32 on the held-out images: top-1 agreement, logits cosine (mean, min);
 * ``fixture`` only (the reduced LVT trained on the digits): top-1 against the labels of all 360 test
   digits, FP32 and INT8;
 * ONNX Runtime CPU median latency, FP32 and INT8, batch 1 and 8 (30 timed runs after 3 warm-ups);
-* ``--keep-fp32 auto`` with target agreement 1.0: which groups it keeps in FP32 and what that buys.
+* ``--keep-fp32 auto`` with target agreement 1.0 (unless ``--no-keep-auto``): which groups it keeps in
+  FP32 and what that buys.
 
 ``lvt`` and ``mobile_former_294m`` have random weights (no checkpoints can be downloaded here), so
 their agreement on near-flat logits is a harsh test; cosine is the figure to read. A script that
@@ -33,6 +36,7 @@ from litevit.calibration.diagnose import median_latency_ms, ort_session
 from litevit.calibration.images import Preprocessing, list_images
 from litevit.calibration.int8 import Int8Options
 from litevit.calibration.qdq import fold_weight_transposes, quant_sites, quantize
+from litevit.calibration.ranges import METHODS
 from litevit.export import export_model
 from litevit.runtime.environment import collect_environment
 
@@ -75,18 +79,27 @@ def _fixture_top1(folder: Path, manifest: dict[str, Any], labelled: Path, thread
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="*", default=["fixture", "lvt", "mobile_former_294m"])
+    parser.add_argument("--method", choices=METHODS, default="minmax", help="calibration method")
+    parser.add_argument("--no-keep-auto", action="store_true", help="skip the --keep-fp32 auto search")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--json", metavar="OUT")
     args = parser.parse_args()
     cpu = collect_environment(args.threads)["cpu_model"]
-    results: dict[str, Any] = {"cpu": cpu, "threads": args.threads, "models": {}}
+    results: dict[str, Any] = {"cpu": cpu, "threads": args.threads, "method": args.method, "models": {}}
+    print(f"# INT8 ({args.method}) vs FP32 on ONNX Runtime CPU, {cpu}, {args.threads} threads, one run")
     with tempfile.TemporaryDirectory() as tmp:
         calib = digits.write_digit_images(Path(tmp) / "calib", "train", layout="flat", limit=320)
         labelled = digits.write_digit_images(Path(tmp) / "test", "test", layout="classes")
         for name in args.models:
             exported = _export_args(name)
             folder = Path(tmp) / name
-            options = Int8Options(samples=256, holdout=64, keep_fp32="auto", target_agreement=1.0)
+            options = Int8Options(
+                method=args.method,
+                samples=256,
+                holdout=64,
+                keep_fp32=None if args.no_keep_auto else "auto",
+                target_agreement=1.0,
+            )
             result = export_model(
                 **exported,
                 dynamic_batch=True,
@@ -140,13 +153,14 @@ def _print(name: str, entry: dict[str, Any]) -> None:
             f"test top-1 on 360 labelled digits: FP32 {100 * top1['fp32']:.2f} %, "
             f"INT8 {100 * top1['int8']:.2f} %"
         )
-    auto = report.get("keep_fp32_auto", {})
-    final = auto.get("final") or base
-    print(
-        f"--keep-fp32 auto (target 1.0): kept {len(auto.get('kept', []))} group(s) {auto.get('kept', [])[:4]}"
-        f"{'...' if len(auto.get('kept', [])) > 4 else ''}; agreement {100 * final['agreement']:.2f} %, "
-        f"cosine {final['cosine_mean']:.5f}; target met: {auto.get('met')}"
-    )
+    auto = report.get("keep_fp32_auto")
+    if auto is not None:
+        final = auto.get("final") or base
+        print(
+            f"--keep-fp32 auto (target 1.0): kept {len(auto['kept'])} group(s) {auto['kept'][:4]}"
+            f"{'...' if len(auto['kept']) > 4 else ''}; agreement {100 * final['agreement']:.2f} %, "
+            f"cosine {final['cosine_mean']:.5f}; target met: {auto['met']}"
+        )
     print("| batch | FP32 ms | INT8 ms | INT8/FP32 speed | INT8 keep-auto ms |")
     print("|---:|---:|---:|---:|---:|")
     for batch, times in entry["latency_ms"].items():

@@ -1,7 +1,12 @@
-"""litevit.calibration: INT8 from the user's own images.
+"""litevit.calibration: INT8 from the user's own images, and what precision costs in accuracy.
 
-Reads an image folder with the model's preprocessing, computes activation scales (minmax,
-entropy, percentile), writes a Q/DQ ``MODEL.int8.onnx`` and a keyed calibration cache, and
-diagnoses INT8/FP16 accuracy against FP32 (agreement, cosine, per-layer sensitivity). Never
-falls back to random data. Filled by the INT8 issue.
+``images``        image folders and the model's preprocessing (from the manifest)
+``ranges``        activation thresholds: minmax, entropy (TensorRT's KL method), percentile
+``qdq``           Q/DQ pairs on the inputs of weighted ops, symmetric INT8, per-channel weights
+``int8``          calibration split, keyed cache, ``MODEL.int8.onnx`` and its report (export --int8)
+``diagnose``      agreement with FP32, per-layer sensitivity, ``--keep-fp32 auto``
+``quant_report``  ``litevit quant-report``
+``val``           ``litevit val``: top-1/top-5 or mIoU on labelled images per backend x precision
+
+Never falls back to random data. Torch-free: everything runs on ONNX Runtime.
 """

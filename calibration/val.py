@@ -29,7 +29,7 @@ artefact's batch when its batch axis is fixed (a short last batch is padded with
 padding's outputs dropped); ``batch`` (default 8) when it is dynamic.
 
 Torch-free: the artefact runs through :mod:`litevit.runtime.runners`. The paper's figure comes
-from the model registry, which needs torch; without torch the table says so.
+from the manifest (the export writes it there), or from the model registry for older artefacts.
 """
 
 from __future__ import annotations

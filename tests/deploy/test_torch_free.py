@@ -25,6 +25,8 @@ def test_deployment_modules_import_without_torch():
         "import litevit, litevit.runtime, litevit.plugins, litevit.labels, litevit.cli\n"
         "import litevit.runtime.runners, litevit.runtime.bench, litevit.runtime.report\n"
         "import litevit.runtime.doctor, litevit.runtime.environment, litevit.runtime.tegrastats\n"
+        "import litevit.runtime.trt_build, litevit.runtime.selftest\n"
+        "import litevit.calibration.int8, litevit.calibration.quant_report, litevit.calibration.val\n"
         "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
         "print(litevit.__version__, len(litevit.labels.class_names('ade20k150')))\n"
     )
@@ -58,3 +60,10 @@ def test_doctor_runs_without_torch_and_reports_the_embedded_default():
     proc = _run("from litevit.cli import main; sys.exit(main(['doctor']))")
     assert proc.returncode == 0, proc.stderr
     assert "torch" in proc.stdout and "default" in proc.stdout and "OK" in proc.stdout
+
+
+def test_build_val_and_quant_report_commands_parse_without_torch():
+    for command in ("build", "selftest", "val", "quant-report"):
+        proc = _run(f"from litevit.cli import main; sys.exit(main(['{command}', '--help']))")
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.startswith(f"usage: litevit {command}")
