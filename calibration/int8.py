@@ -331,7 +331,7 @@ def write_int8(
     folder: Path,
     model_name: str,
     prep: Preprocessing,
-    calib_dir: str | os.PathLike[str],
+    split: CalibrationSplit,
     options: Int8Options,
     *,
     runnable: Callable[[onnx.ModelProto], onnx.ModelProto] = lambda m: m,
@@ -341,11 +341,10 @@ def write_int8(
 ) -> Int8Result:
     """Calibrate, quantize, evaluate and write ``MODEL.int8.onnx`` + cache + report in ``folder``.
 
-    ``fp32`` is the graph as written to ``fp32_path``; ``runnable`` turns a graph of its ops mode
-    into one ONNX Runtime runs (plugin-mode graphs get their function bodies attached).
+    ``split`` and ``options`` come checked from the export (which refuses a bad folder before
+    exporting). ``fp32`` is the graph as written to ``fp32_path``; ``runnable`` turns a graph of
+    its ops mode into one ONNX Runtime runs (plugin-mode graphs get their function bodies attached).
     """
-    options.check()
-    split = CalibrationSplit.from_folder(calib_dir, options.samples, options.holdout)
     folded = fold_weight_transposes(fp32)
     sites = quant_sites(folded)
     if not sites:

@@ -252,7 +252,7 @@ def export_model(
         int8_options = int8_options or Int8Options()
         int8_options.check()
         # Refuse a missing, empty or tiny folder before the slow export.
-        CalibrationSplit.from_folder(calib, int8_options.samples, int8_options.holdout)
+        split = CalibrationSplit.from_folder(calib, int8_options.samples, int8_options.holdout)
     spec = GraphSpec(size, batch, dynamic_batch, dynamic_hw, opset, ops)
     module = _build_module(model, weights_path, size, use_ema, seg_output, model_kwargs)
     names = output_names(cfg.task, seg_output)
@@ -308,7 +308,7 @@ def export_model(
 
     calibration = None
     if int8:
-        assert calib is not None and int8_options is not None
+        assert int8_options is not None
         prep = Preprocessing.from_manifest(
             {"task": cfg.task, "data_config": model_cfg(module).data_config(), "img_size": size}
         )
@@ -318,7 +318,7 @@ def export_model(
             folder,
             model,
             prep,
-            calib,
+            split,
             int8_options,
             runnable=for_onnxruntime,
             fp16=graphs.get("fp16"),
