@@ -268,7 +268,7 @@ def test_paper_figure_is_shown_for_the_paper_configuration(digits_artifact, digi
     assert result.paper in format_val(result)
 
 
-def test_val_runs_without_torch(digits_artifact, digit_folder):
+def test_val_runs_without_torch(digits_artifact, digit_folder, tmp_path):
     script = (
         "import sys; sys.modules['torch'] = None; sys.modules['onnxscript'] = None\n"
         "from litevit.calibration.val import validate\n"
@@ -277,7 +277,11 @@ def test_val_runs_without_torch(digits_artifact, digit_folder):
         "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
         "print(result.images, result.paper)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    # Outside the checkout: `python -c` puts the working directory first on sys.path, where the
+    # source tree would shadow the installed package.
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["10", "n/a"]
 
