@@ -175,10 +175,9 @@ def trt_build_hint(
             f" --maxShapes={INPUT_NAME}:{max(b, 8)}x3x{h}x{w}"
         )
     plugins = has_custom_ops and spec.ops != "inline"
-    # TensorRT 8.5/8.6 parse no function bodies: litevit nodes go to the plugin library (--plugins=,
-    # 8.5's spelling, kept as an alias through 10.x), or the model must be exported with --ops inline.
-    modern_plugins = " --staticPlugins=liblitevit_plugins.so" if plugins else ""
-    legacy_plugins = " --plugins=liblitevit_plugins.so" if plugins else ""
+    # The plugin library registers itself through getCreators (loadLibrary) on TensorRT >= 8.6 and
+    # statically on 8.5, whose trtexec spells the option --plugins=.
+    plugin_flag = " --dynamicPlugins=liblitevit_plugins.so" if plugins else ""
     for precision in precisions:
         engine = shlex.quote(str(out_dir / f"{model}.{precision}.engine"))
         graph = {"fp32": f"{model}.onnx", "fp16": f"{model}.fp16.onnx", "int8": f"{model}.int8.onnx"}[
@@ -190,14 +189,17 @@ def trt_build_hint(
         strong = " --stronglyTyped" if precision != "fp32" else ""
         lines.append(
             f"  TensorRT 11 (strongly typed): trtexec --onnx={typed}{strong} --saveEngine={engine}"
-            f"{shapes}{modern_plugins}"
+            f"{shapes}{plugin_flag}"
         )
         lines.append(
             f"  TensorRT 8.5 - 10.x: trtexec --onnx={weak_graph}{weak_flags} --saveEngine={engine}"
-            f"{shapes}{legacy_plugins}"
+            f"{shapes}{plugin_flag}"
         )
     if plugins:
-        lines.append("  (TensorRT 8.5/8.6 need the plugin library, or an export with --ops inline)")
+        lines.append(
+            "  (build the library with `litevit plugins build`; TensorRT 8.5 spells the option "
+            "--plugins= and, like 8.6, needs the library or an export with --ops inline)"
+        )
     return "\n".join(lines)
 
 

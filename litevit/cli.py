@@ -17,6 +17,8 @@ from litevit.calibration.quant_report import configure_quant_report_parser, run_
 from litevit.calibration.ranges import METHODS
 from litevit.calibration.val import configure_val_parser, run_val
 from litevit.errors import LitevitError
+from litevit.plugins.build import DESCRIPTION as PLUGINS_DESCRIPTION
+from litevit.plugins.build import configure_plugins_parser, run_plugins
 from litevit.runtime.selftest import DESCRIPTION as SELFTEST_DESCRIPTION
 from litevit.runtime.selftest import configure_selftest_parser, run_selftest
 from litevit.runtime.trt_build import BUILD_DESCRIPTION, configure_build_parser, run_build
@@ -491,6 +493,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     configure_val_parser(val)
     val.set_defaults(func=run_val)
+
+    plugins = sub.add_parser(
+        "plugins",
+        help="build, locate and check liblitevit_plugins.so (TensorRT plugins for CSA, RASA, GhostHead)",
+        description=PLUGINS_DESCRIPTION,
+    )
+    configure_plugins_parser(plugins)
+    plugins.set_defaults(func=run_plugins)
 
     doctor = sub.add_parser(
         "doctor",

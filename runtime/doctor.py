@@ -21,7 +21,6 @@ from litevit._deps import has
 from litevit.errors import LitevitError
 from litevit.runtime import environment as env
 from litevit.runtime.trt_build import (
-    PLUGIN_LIBRARY,
     describe_target,
     engine_mismatch,
     load_plugin_library,
@@ -146,14 +145,15 @@ def _jetson() -> Line:
 
 
 def _plugin_library() -> Line:
-    import litevit.plugins
+    from litevit.plugins.build import built_library
 
-    path = Path(litevit.plugins.__file__).parent / PLUGIN_LIBRARY
-    if not path.is_file():
+    try:
+        path = built_library()
+    except LitevitError as exc:
         return (
             "plugins",
-            f"{PLUGIN_LIBRARY} not built yet (arrives with the plugins release): TensorRT engines of "
-            f"--ops plugin graphs cannot be built; --ops function/inline graphs do not need it.",
+            f"{exc} Without it TensorRT runs --ops function graphs from their bodies (TensorRT >= 9) "
+            f"and --ops inline graphs; --ops plugin graphs need it.",
         )
     try:
         ctypes.CDLL(str(path))

@@ -185,6 +185,12 @@ def configure_selftest_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--plugins", metavar="LIB", help="TensorRT plugin library (default: $LITEVIT_PLUGINS)"
     )
+    parser.add_argument(
+        "--build-plugins",
+        action="store_true",
+        help="first build liblitevit_plugins.so for this machine (as `litevit plugins build` does) and "
+        "build every engine with it",
+    )
     parser.add_argument("--workspace", type=int, metavar="MB", help="builder workspace limit")
     parser.add_argument(
         "--calib",
@@ -196,6 +202,13 @@ def configure_selftest_parser(parser: argparse.ArgumentParser) -> None:
 
 def run_selftest(args: argparse.Namespace) -> int:
     require("tensorrt")
+    plugins = args.plugins
+    if args.build_plugins:
+        if plugins is not None:
+            raise LitevitError("--build-plugins builds the plugin library itself: leave out --plugins.")
+        from litevit.plugins.build import build_library
+
+        plugins = str(build_library())
     if args.artifact is None and not has("torch"):
         raise LitevitError(
             "litevit selftest needs an artefact folder (litevit selftest ARTIFACT) or torch to export its "
@@ -218,7 +231,7 @@ def run_selftest(args: argparse.Namespace) -> int:
             print(f"exporting the smoke {SELFTEST_MODEL} ({size}) with fp16 and int8 graphs")
             artifact = _export_smoke_model(work / SELFTEST_MODEL, images, log=lambda line: None)
         rows = run_selftests(
-            artifact, work / "engines", images, plugin_library=args.plugins, workspace_mb=args.workspace
+            artifact, work / "engines", images, plugin_library=plugins, workspace_mb=args.workspace
         )
     print(format_rows(rows))
     return 0 if all(row.passed for row in rows) else 1

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import numpy as np
 import onnx
@@ -46,6 +46,9 @@ ENGINE_FORMAT = "litevit.engine/1"
 CALIBRATION_KEY_FORMAT = "litevit.calibration-cache/1"
 PLUGIN_LIBRARY = "liblitevit_plugins.so"
 PLUGINS_ENV = "LITEVIT_PLUGINS"
+# The plugin "library" value (--plugins, $LITEVIT_PLUGINS, the sidecar) that means litevit's
+# Python IPluginV3 plugins (litevit.plugins.python_plugin), registered in this process.
+PYTHON_PLUGINS: Final = "python"
 PRECISIONS = ("fp32", "fp16", "int8")
 INT8_MODES = ("qdq", "implicit")
 MIN_TENSORRT = (8, 5)
@@ -55,6 +58,8 @@ DEFAULT_MAX_BATCH = 8
 IMPLICIT_CALIBRATION_IMAGES = 512
 
 Route = Literal["plugin", "function", "inline"]
+# Where plugins come from: a shared library, or litevit's Python plugins.
+PluginSource = Path | Literal["python"]
 PluginPrecedence = Literal["no-functions", "function", "plugin-if-registered", "plugin-if-namespaced"]
 
 
@@ -170,11 +175,14 @@ def installed_features() -> TrtFeatures:
 _LOADED_PLUGIN_LIBRARIES: set[Path] = set()
 
 
-def plugin_library_path(explicit: str | os.PathLike[str] | None) -> Path | None:
-    """The plugin library to use: ``explicit`` (``--plugins``), else ``$LITEVIT_PLUGINS``, else none."""
+def plugin_library_path(explicit: str | os.PathLike[str] | None) -> PluginSource | None:
+    """The plugin library to use: ``explicit`` (``--plugins``), else ``$LITEVIT_PLUGINS``, else none;
+    the value ``python`` means litevit's Python plugins."""
     chosen = explicit if explicit is not None else os.environ.get(PLUGINS_ENV) or None
     if chosen is None:
         return None
+    if chosen == PYTHON_PLUGINS:
+        return PYTHON_PLUGINS
     path = Path(chosen).expanduser().resolve()
     if not path.is_file():
         origin = "--plugins" if explicit is not None else f"${PLUGINS_ENV}"
@@ -182,8 +190,19 @@ def plugin_library_path(explicit: str | os.PathLike[str] | None) -> Path | None:
     return path
 
 
-def load_plugin_library(path: Path) -> None:
-    """Register the plugin creators of the library at ``path`` with TensorRT, once per process."""
+def plugin_source_name(source: PluginSource) -> str:
+    """How build lines and errors name a plugin source."""
+    return "litevit.plugins.python_plugin" if source == PYTHON_PLUGINS else Path(source).name
+
+
+def load_plugin_library(path: PluginSource) -> None:
+    """Register the plugin creators of the library at ``path`` (or litevit's Python plugins)
+    with TensorRT, once per process."""
+    if path == PYTHON_PLUGINS:
+        from litevit.plugins import python_plugin
+
+        python_plugin.register()
+        return
     import tensorrt as trt
 
     if path in _LOADED_PLUGIN_LIBRARIES:
@@ -254,7 +273,7 @@ def _metadata(model: onnx.ModelProto, key: str) -> str | None:
 def route_custom_ops(
     model: onnx.ModelProto,
     features: TrtFeatures,
-    plugin_library: Path | None,
+    plugin_library: PluginSource | None,
     registered: Callable[[str, str, str], bool],
 ) -> ParserInput:
     """Decide, per litevit op, whether TensorRT runs it as a plugin, as its ONNX function body,
@@ -279,7 +298,7 @@ def route_custom_ops(
         )
         groups.setdefault(key, []).append(node)
     bodies = {(f.domain, f.name) for f in model.functions}
-    library = plugin_library.name if plugin_library is not None else None
+    library = plugin_source_name(plugin_library) if plugin_library is not None else None
 
     if not features.parses_local_functions and plugin_library is None:
         names = ", ".join(sorted({f"{domain}::{op}" for domain, op, _, _ in groups}))
@@ -726,7 +745,7 @@ def engine_parity(
     profiles: Mapping[str, ShapeRange],
     precision: str,
     data_config: Mapping[str, Any] | None,
-    plugin_library: Path | None,
+    plugin_library: PluginSource | None,
 ) -> dict[str, Any]:
     """Run the engine and ONNX Runtime (CPU) on the same image-like input at each input's opt
     shape and compare every output with :data:`PARITY_TOLERANCES`."""
@@ -842,10 +861,11 @@ def engine_mismatch(
 
 def plugin_library_to_load(
     sidecar: Mapping[str, Any] | None, explicit: str | os.PathLike[str] | None
-) -> Path | None:
+) -> PluginSource | None:
     """The plugin library to load before deserialising an engine: ``explicit``; else, for an
     engine without a sidecar, ``$LITEVIT_PLUGINS``; else, when the sidecar says the engine uses
-    plugins, ``$LITEVIT_PLUGINS`` or the library it was built with. None when none is needed."""
+    plugins, ``$LITEVIT_PLUGINS`` or the library it was built with (litevit's Python plugins for
+    an engine built with them). None when none is needed."""
     if explicit is not None or sidecar is None:
         return plugin_library_path(explicit)
     plugins = sidecar.get("plugins")
@@ -854,6 +874,8 @@ def plugin_library_to_load(
     from_environment = plugin_library_path(None)
     if from_environment is not None:
         return from_environment
+    if plugins["library"] == PYTHON_PLUGINS:
+        return PYTHON_PLUGINS
     recorded = Path(plugins["library"])
     if not recorded.is_file():
         raise LitevitError(
@@ -861,6 +883,13 @@ def plugin_library_to_load(
             f"library with plugins=... or ${PLUGINS_ENV}."
         )
     return recorded
+
+
+def _plugins_record(source: PluginSource) -> dict[str, Any]:
+    """The sidecar's ``plugins``: the library and its SHA-256, or ``python`` (no file to hash)."""
+    if source == PYTHON_PLUGINS:
+        return {"library": PYTHON_PLUGINS, "sha256": None}
+    return {"library": str(source), "sha256": sha256_file(Path(source))}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1045,7 +1074,7 @@ def build_engine(
             "driver": gpu.get("driver"),
             "cuda": environment.cuda_version(),
         },
-        "plugins": {"library": str(library), "sha256": sha256_file(library)}
+        "plugins": _plugins_record(library)
         if library is not None and any(r.route == "plugin" for r in parser_input.routes)
         else None,
         "precision": precision,
@@ -1412,7 +1441,12 @@ def configure_build_parser(parser: argparse.ArgumentParser) -> None:
         help="implicit INT8 calibration cache (default: next to the engine); reused only when litevit "
         "wrote it for the same images, preprocessing and graph",
     )
-    parser.add_argument("--plugins", metavar="LIB", help=f"TensorRT plugin library (default: ${PLUGINS_ENV})")
+    parser.add_argument(
+        "--plugins",
+        metavar="LIB",
+        help=f"TensorRT plugin library, or '{PYTHON_PLUGINS}' for litevit's Python plugins (TensorRT >= 10; "
+        f"the engine then runs only from Python with litevit) (default: ${PLUGINS_ENV})",
+    )
     parser.add_argument(
         "--shapes",
         nargs="+",

@@ -192,6 +192,14 @@ def csa_onnx_function(attrs: dict[str, Any], opset: int) -> onnx.FunctionProto:
     return fb.build(fb.reshape(folded, batch, fb.ints([-1]), fb.dims(folded, 2, 4)))
 
 
+def csa_onnx_attrs(
+    attn: tuple[int, ...], values: tuple[int, ...], heads: int, kernel_size: int, stride: int, padding: int
+) -> dict[str, int]:
+    """The node's ``channels`` attribute: the output's C, which the TensorRT plugin's output-shape
+    rules cannot derive from the values' k²·C channels (they have no division)."""
+    return {"channels": values[1] // (kernel_size * kernel_size)}
+
+
 CSA_OP = define_op(
     "CSA",
     csa,
@@ -199,6 +207,8 @@ CSA_OP = define_op(
     csa_macs,
     onnx_function=csa_onnx_function,
     baked_attrs=("kernel_size", "stride", "padding"),
+    onnx_attrs=csa_onnx_attrs,
+    onnx_attr_names=("channels",),
 )
 
 

@@ -201,6 +201,7 @@ def _csa_model(function: onnx.FunctionProto) -> onnx.ModelProto:
             kernel_size=3,
             stride=2,
             padding=1,
+            channels=channels,
             plugin_version="1",
             plugin_namespace=ops.DOMAIN,
         ),

@@ -219,7 +219,8 @@ def test_one_body_serves_every_head_count(
         attrs = {"heads": heads, **structure}
         inputs = make_inputs(1, 5, 6, attrs, gen)
         names = [f"{name}_h{heads}" for name in tensor_args]
-        nodes.append(_node(op, attrs, names, f"output_h{heads}"))
+        derived = OPS[op].onnx_attrs(*(tuple(t.shape) for t in inputs), **attrs) if OPS[op].onnx_attrs else {}
+        nodes.append(_node(op, {**attrs, **derived}, names, f"output_h{heads}"))
         feeds.update({name: t.numpy() for name, t in zip(names, inputs, strict=True)})
         ranks.update({name: t.dim() for name, t in zip(names, inputs, strict=True)})
         expected.append(OPS[op].reference(*inputs, **attrs).numpy())

@@ -11,6 +11,11 @@ that version lacks is absent (``BuilderFlag.FP16`` on 11, ``load_library`` on 8.
 API the runner uses (device memory is host memory, see :class:`FakeCuda`); a plugin "creator"
 carries an ONNX function body so that an engine using it can run. ``output_error`` perturbs
 every engine output so that parity failures can be provoked.
+
+From 10.0 it also has the Python plugin surface (the IPluginV3 interfaces and
+IPluginCreatorV3One as empty base classes, plugin fields, ``register_creator``, the enums
+plugins compare with), so that litevit's Python plugins can be registered and called; the
+fake never calls a plugin itself, and an engine built with one runs the node's function body.
 """
 
 from __future__ import annotations
@@ -120,6 +125,8 @@ class Records:
     parsed: list[tuple[onnx.ModelProto, str | None]] = field(default_factory=list)
     configs: list[Any] = field(default_factory=list)
     loaded_libraries: list[str] = field(default_factory=list)
+    # (name, version, namespace) of each creator registered from Python.
+    registered_creators: list[tuple[str, str, str]] = field(default_factory=list)
     calibration_batches: int = 0
     calibration_cache_read: list[bytes | None] = field(default_factory=list)
     deserialized: int = 0
@@ -206,7 +213,8 @@ def make_tensorrt(
 
         def _find(self, name, plugin_version, namespace):
             self.lookups.append((name, plugin_version, namespace))
-            return creators.get((name, plugin_version, namespace))
+            key = (name, plugin_version, namespace)
+            return creators.get(key) or python_creators.get(key)
 
     if v >= (8, 6):
 
@@ -223,6 +231,19 @@ def make_tensorrt(
         Registry.get_plugin_creator = lambda self, name, plugin_version, namespace="": self._find(
             name, plugin_version, namespace
         )
+    python_creators: dict[tuple[str, str, str], Any] = {}
+    if v >= (10, 0):
+
+        def register_creator(self, creator, plugin_namespace=""):
+            key = (creator.name, creator.plugin_version, plugin_namespace)
+            if key in creators or key in python_creators:
+                return False
+            python_creators[key] = creator
+            records.registered_creators.append(key)
+            return True
+
+        Registry.register_creator = register_creator
+        _add_python_plugin_api(trt)
     registry = Registry()
     trt.get_plugin_registry = lambda: registry
     trt.init_libnvinfer_plugins = lambda logger, namespace: True
@@ -533,6 +554,60 @@ def make_tensorrt(
 
     trt.Runtime = Runtime
     return trt
+
+
+def _add_python_plugin_api(trt: types.ModuleType) -> None:
+    """The TensorRT >= 10.0 classes a Python IPluginV3 plugin subclasses or builds, as plain
+    Python: empty interface bases, plugin fields, dims expressions and the enums it compares."""
+    for name in (
+        "IPluginV3",
+        "IPluginV3OneCore",
+        "IPluginV3OneBuild",
+        "IPluginV3OneRuntime",
+        "IPluginCreatorV3One",
+    ):
+        setattr(trt, name, type(name, (), {"__init__": lambda self: None}))
+    trt.PluginFieldType = enum.Enum(
+        "PluginFieldType", "FLOAT16 FLOAT32 FLOAT64 INT8 INT16 INT32 CHAR DIMS UNKNOWN"
+    )
+    trt.DataType = enum.Enum("DataType", "FLOAT HALF INT8 INT32 BOOL")
+    trt.TensorFormat = enum.Enum("TensorFormat", "LINEAR CHW2 HWC8 CHW4 CHW16 CHW32")
+    trt.DimensionOperation = enum.Enum(
+        "DimensionOperation", "SUM PROD MAX MIN SUB EQUAL LESS FLOOR_DIV CEIL_DIV"
+    )
+    trt.TensorRTPhase = enum.Enum("TensorRTPhase", "BUILD RUNTIME")
+
+    # The bindings give a field's data back as an array of its type, of the field's length.
+    field_dtypes = {"INT32": np.int32, "FLOAT32": np.float32, "INT8": np.int8, "CHAR": np.int8}
+
+    class PluginField:
+        def __init__(self, name="", data=None, type=trt.PluginFieldType.UNKNOWN):
+            self.name, self.type = name, type
+            self.data = np.asarray(data if data is not None else [], dtype=field_dtypes.get(type.name))
+            self.size = self.data.size
+
+    class PluginFieldCollection(list):
+        pass
+
+    class PluginFieldCollection_:
+        def __init__(self, fields):
+            self.fields = list(fields)
+
+        def __len__(self):
+            return len(self.fields)
+
+        def __getitem__(self, index):
+            return self.fields[index]
+
+    class DimsExprs(list):
+        pass
+
+    trt.PluginField, trt.PluginFieldCollection, trt.PluginFieldCollection_ = (
+        PluginField,
+        PluginFieldCollection,
+        PluginFieldCollection_,
+    )
+    trt.DimsExprs = DimsExprs
 
 
 def _attr(node: onnx.NodeProto, name: str, default: str) -> str:

@@ -25,7 +25,7 @@ def test_report_on_this_machine_lists_every_component_and_says_ort_works():
     assert works
     assert lines["default"].startswith("OK: ONNX Runtime CPU runs graphs")
     assert "CPUExecutionProvider" in lines["onnxruntime"]
-    assert lines["plugins"].startswith("liblitevit_plugins.so not built yet")
+    assert lines["plugins"].startswith("TensorRT is not installed here, so no plugin library")
     if not environment.has("tensorrt"):
         assert lines["TensorRT"] == (
             "missing: the trt backend and engine builds are disabled; pip install tensorrt "

@@ -1,0 +1,1 @@
+"""CSA: CUDA kernel, plugin core and kernel contract for the Convolutional Self-Attention op."""

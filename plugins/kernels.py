@@ -1,0 +1,64 @@
+"""The kernel contract in Python: what each op's CUDA kernel is called, takes and how it is launched.
+
+This mirrors the C++ types in ``plugins/common/op_core.h`` so that everything that launches a
+kernel without TensorRT's C++ side (the Python IPluginV3 path, the GPU verification script, the
+compile tests) computes exactly what the C++ plugin computes. Each op's ``plugins/<op>/spec.py``
+defines ``SPEC = KernelSpec(...)``; :func:`specs` collects them.
+
+Nothing here imports torch, CUDA or TensorRT.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# ONNX op_type -> the package under litevit.plugins that holds its kernel, core and spec.
+OP_PACKAGES: dict[str, str] = {"CSA": "csa", "RASA": "rasa", "GhostHead": "ghost_head"}
+
+PLUGINS_DIR = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Launch:
+    grid: tuple[int, int, int]
+    block: tuple[int, int, int]
+    shared_bytes: int
+    scalars: tuple[int, ...]  # int32 kernel arguments after the pointers, in order
+
+
+@dataclass(frozen=True)
+class AffineDim:
+    """Output dim = ``scale * inputs[input][axis] + offset`` (``scale`` 0: the constant ``offset``)."""
+
+    input: int
+    axis: int
+    scale: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    op_type: str  # "CSA"
+    source: Path  # plugins/csa/csa_kernel.cu
+    kernels: dict[str, str]  # {"float32": "litevit_csa_f32", "float16": "litevit_csa_f16"}
+    num_inputs: int
+    attribute_names: tuple[str, ...]
+    output_shape: Callable[[Sequence[tuple[int, ...]], Mapping[str, Any]], tuple[int, ...]]
+    output_dims: Callable[[Mapping[str, Any]], tuple[AffineDim, ...]]  # symbolic rules (TRT dynamic shapes)
+    launch: Callable[[Sequence[tuple[int, ...]], Mapping[str, Any]], Launch]
+
+
+def specs() -> dict[str, KernelSpec]:
+    """``{"CSA": ..., "RASA": ..., "GhostHead": ...}``, each imported from ``plugins/<op>/spec.py``."""
+    found: dict[str, KernelSpec] = {}
+    for op_type, package in OP_PACKAGES.items():
+        module = importlib.import_module(f"{__package__}.{package}.spec")
+        spec: KernelSpec = module.SPEC
+        if spec.op_type != op_type:
+            raise RuntimeError(f"{module.__name__}.SPEC is for {spec.op_type!r}, expected {op_type!r}")
+        found[op_type] = spec
+    return found

@@ -1,0 +1,1 @@
+"""RASA: CUDA kernel, TensorRT plugin core and kernel spec of the multi-dilation query filter."""

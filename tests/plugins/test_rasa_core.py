@@ -1,0 +1,204 @@
+"""RASA's plugin core (g++-built) and kernel spec against the reference and each other.
+
+The C++ core is compiled with g++ (``plugins/compile.py``: ``-Wall -Wextra -Werror``) into a small
+driver, ``tests/plugins/cpp/test_rasa_core.cpp``, that prints what ``RasaOp`` makes of one node: its
+refusals, output shape, launch and whether that launch writes every output element exactly once.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from litevit.ops.rasa import rasa_output_shape
+from litevit.errors import LitevitError
+from litevit.plugins import kernels
+from litevit.plugins.compile import cxx_compile, find_cxx
+from litevit.plugins.rasa import spec
+
+ROOT = Path(__file__).resolve().parents[2]
+PLUGINS = ROOT / "plugins"
+
+Shapes = list[tuple[int, ...]]
+
+
+@pytest.fixture(scope="module")
+def core(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    try:
+        find_cxx()
+    except LitevitError as missing:
+        pytest.skip(str(missing))
+    sources = [
+        PLUGINS / "rasa" / "rasa_core.cpp",
+        PLUGINS / "common" / "serialize.cpp",
+        ROOT / "tests" / "plugins" / "cpp" / "test_rasa_core.cpp",
+    ]
+    binary = tmp_path_factory.mktemp("rasa_core") / "test_rasa_core"
+    return cxx_compile(sources, binary, include_dirs=[PLUGINS])
+
+
+def run_core(core: Path, attrs: dict[str, list[int]], shapes: Shapes) -> dict[str, str]:
+    """The driver's facts as {"launch": "...", "error": "...", ...}."""
+    args = [f"{name}={','.join(map(str, values))}" for name, values in attrs.items()]
+    args += ["--", *(",".join(map(str, shape)) for shape in shapes)]
+    out = subprocess.run([str(core), *args], check=True, capture_output=True, text=True).stdout
+    return {key: value for key, _, value in (line.partition(" ") for line in out.splitlines())}
+
+
+def python_launch(shapes: Shapes, attrs: dict[str, list[int]]) -> str:
+    launch = spec.launch(shapes, attrs)
+    return " ".join(map(str, (*launch.grid, *launch.block, launch.shared_bytes, *launch.scalars)))
+
+
+def reference_attrs(attrs: dict[str, list[int]]) -> dict[str, object]:
+    return {"dilations": attrs["dilations"], "kernel_size": attrs["kernel_size"][0]}
+
+
+VALID = [
+    # (q, dilations, kernel_size): LVT's stages 2-4 at 224 (C 64/160/256), batch 1 and 8, odd maps,
+    # planes that take one, several or partial blocks, other sizes and dilation counts.
+    ((1, 64, 28, 28), [1, 3, 5], 3),
+    ((8, 160, 14, 14), [1, 3, 5], 3),
+    ((8, 256, 7, 7), [1, 3, 5], 3),
+    ((2, 6, 9, 7), [1, 3, 5], 3),
+    ((3, 8, 14, 14), [2], 3),
+    ((1, 3, 8, 8), [1, 2], 5),
+    ((1, 2, 1, 1), [1], 1),
+    ((1, 5, 17, 33), [1, 2, 3, 4, 5, 6, 7, 8], 3),
+    ((2, 1, 300, 1), [4, 4], 7),
+    ((1, 4, 57, 61), [1, 3, 5], 3),
+    ((0, 4, 5, 5), [1], 3),
+]
+
+
+@pytest.mark.parametrize(("q", "dilations", "kernel_size"), VALID)
+def test_core_and_spec_match_the_reference(
+    core: Path, q: tuple[int, ...], dilations: list[int], kernel_size: int
+) -> None:
+    weight = (q[1], 1, kernel_size, kernel_size)
+    attrs = {"dilations": dilations, "kernel_size": [kernel_size]}
+    facts = run_core(core, attrs, [q, weight])
+    assert "error" not in facts, facts["error"]
+    expected = rasa_output_shape(q, weight, dilations, kernel_size)
+    assert tuple(map(int, facts["output"].split())) == expected
+    assert spec.output_shape([q, weight], attrs) == expected
+    assert spec.output_shape([q, weight], reference_attrs(attrs)) == expected  # plain ints as well
+    assert facts["launch"] == python_launch([q, weight], attrs)
+    assert facts["coverage"] == "ok"
+    assert facts["roundtrip"] == "ok"
+
+
+def test_spec_rules_names_and_kernels_match_the_core(core: Path) -> None:
+    attrs = {"dilations": [1, 3, 5], "kernel_size": [3]}
+    facts = run_core(core, attrs, [(1, 2, 3, 3), (2, 1, 3, 3)])
+    rules = [(r.input, r.axis, r.scale, r.offset) for r in spec.output_dims(attrs)]
+    assert facts["rules"] == " ".join(str(v) for rule in rules for v in rule)
+    assert tuple(facts["names"].split()) == spec.SPEC.attribute_names
+    assert int(facts["inputs"]) == spec.SPEC.num_inputs
+    assert kernels.specs()["RASA"] is spec.SPEC
+
+
+def test_launch_matches_the_kernel_signature() -> None:
+    """Each kernel takes the inputs, the output, then exactly the scalars the launch gives."""
+    source = spec.SPEC.source.read_text()
+    launch = spec.launch([(1, 2, 3, 3), (2, 1, 3, 3)], {"dilations": [1], "kernel_size": 3})
+    for dtype, name in spec.SPEC.kernels.items():
+        match = re.search(rf'extern "C" __global__ void __launch_bounds__\(256\) {name}\(([^)]*)\)', source)
+        assert match, f"{name} not found in {spec.SPEC.source.name}"
+        params = [p.strip() for p in match.group(1).split(",")]
+        element = "float" if dtype == "float32" else "__half"
+        pointers = [p for p in params if p.split("*")[0].strip() in (f"const {element}", element)]
+        assert len(pointers) == spec.SPEC.num_inputs + 1
+        assert params[len(pointers) :] == [p for p in params if p.startswith("int ")]
+        assert len(params) - len(pointers) == len(launch.scalars)
+
+
+def _reference_error(
+    q: tuple[int, ...], weight: tuple[int, ...], dilations: list[int], kernel_size: int
+) -> str:
+    with pytest.raises(ValueError) as refused:
+        rasa_output_shape(q, weight, dilations, kernel_size)
+    return str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("q", "weight", "dilations", "kernel_size"),
+    [
+        ((1, 4, 8, 8), (4, 1, 4, 4), [1], 4),
+        ((1, 4, 8, 8), (4, 1, 0, 0), [1], 0),
+        ((1, 4, 8, 8), (4, 1, 3, 3), [], 3),
+        ((1, 4, 8, 8), (4, 1, 3, 3), [1, 0, 3], 3),
+        ((4, 8, 8), (4, 1, 3, 3), [1], 3),
+        ((1, 4, 8, 8), (4, 1, 5, 5), [1], 3),
+        ((1, 4, 8, 8), (3, 1, 3, 3), [1], 3),
+        ((1, 4, 8, 8), (4, 3, 3), [1], 3),
+    ],
+)
+def test_refusals_are_the_references_sentences(
+    core: Path, q: tuple[int, ...], weight: tuple[int, ...], dilations: list[int], kernel_size: int
+) -> None:
+    expected = _reference_error(q, weight, dilations, kernel_size)
+    attrs = {"dilations": dilations, "kernel_size": [kernel_size]}
+    assert run_core(core, attrs, [q, weight])["error"] == expected
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        spec.output_shape([q, weight], attrs)
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        spec.launch([q, weight], attrs)
+
+
+@pytest.mark.parametrize(
+    ("attrs", "shapes", "expected"),
+    [
+        ({"kernel_size": [3]}, [(1, 4, 8, 8), (4, 1, 3, 3)], "RASA needs the attribute dilations."),
+        ({"dilations": [1]}, [(1, 4, 8, 8), (4, 1, 3, 3)], "RASA needs the attribute kernel_size."),
+        (
+            {"dilations": [1], "kernel_size": [3, 3]},
+            [(1, 4, 8, 8), (4, 1, 3, 3)],
+            "RASA's kernel_size attribute must be one integer; got 2 values.",
+        ),
+        (
+            {"dilations": [1] * 9, "kernel_size": [3]},
+            [(1, 4, 8, 8), (4, 1, 3, 3)],
+            "RASA's kernel takes at most 8 dilations; got 9.",
+        ),
+        ({"dilations": [1], "kernel_size": [3]}, [(1, 4, 8, 8)], "RASA takes 2 inputs (q, weight); got 1."),
+        (
+            {"dilations": [1], "kernel_size": [3]},
+            [(1, 70000, 2, 2), (70000, 1, 3, 3)],
+            "RASA's launch takes at most 65535 batches and 65535 channels (CUDA grid y, z);"
+            " got (1, 70000, 2, 2).",
+        ),
+        (
+            {"dilations": [1], "kernel_size": [3]},
+            [(70000, 4, 2, 2), (4, 1, 3, 3)],
+            "RASA's launch takes at most 65535 batches and 65535 channels (CUDA grid y, z);"
+            " got (70000, 4, 2, 2).",
+        ),
+        (
+            {"dilations": [1], "kernel_size": [3]},
+            [(1, 4, 50000, 50000), (4, 1, 3, 3)],
+            "RASA's kernel indexes with int32: H*W, k*k and H or W plus (k//2)*dilation must stay below 2^31;"
+            " got query (1, 4, 50000, 50000).",
+        ),
+        (
+            {"dilations": [2**30], "kernel_size": [5]},
+            [(1, 4, 8, 8), (4, 1, 5, 5)],
+            "RASA's kernel indexes with int32: H*W, k*k and H or W plus (k//2)*dilation must stay below 2^31;"
+            " got query (1, 4, 8, 8).",
+        ),
+        (
+            {"dilations": [1], "kernel_size": [3]},
+            [(-1, 4, 8, 8), (4, 1, 3, 3)],
+            "RASA cannot launch for a query with negative dims; got (-1, 4, 8, 8).",
+        ),
+    ],
+)
+def test_plugin_refusals_agree(
+    core: Path, attrs: dict[str, list[int]], shapes: Shapes, expected: str
+) -> None:
+    assert run_core(core, attrs, shapes)["error"] == expected
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        spec.launch(shapes, attrs)
