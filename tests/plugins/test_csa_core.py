@@ -263,7 +263,10 @@ def test_exported_node_carries_every_attribute_the_plugin_reads() -> None:
     assert set(csa_spec.ATTRIBUTE_NAMES) <= set(CSA_OP.attr_args) | set(CSA_OP.onnx_attr_names)
 
 
-def test_spec_imports_without_torch() -> None:
+def test_spec_imports_without_torch(tmp_path: Path) -> None:
     code = "import sys, litevit.plugins.csa.spec; sys.exit('torch' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    # Outside the checkout, where the source tree would shadow the installed package.
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr or "importing the spec imported torch"

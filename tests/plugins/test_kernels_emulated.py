@@ -2,9 +2,9 @@
 
 ``tests/plugins/emulator/emulate.cpp`` compiles a kernel's device code as plain C++ (g++, with
 ``cuda_host_shim.h`` standing in for the CUDA built-ins) and runs the launch that
-``plugins/<op>/spec.py`` computes, every CUDA thread a fiber, ``__syncthreads`` a real barrier. For
-small shapes per op (LVT's and ELSA's attribute values, odd sizes, partial blocks, batch 2) in FP32
-and FP16 this checks that
+``plugins/<op>/spec.py`` computes from the attributes an exported node carries, every CUDA thread a
+fiber, ``__syncthreads`` a real barrier. For small shapes per op (LVT's and ELSA's attribute values,
+odd sizes, partial blocks, batch 2) in FP32 and FP16 this checks that
 
 * the output matches the reference computed in float64 on the same inputs (FP16: inputs rounded
   to half first), within 1e-5 (FP32) or 1e-2 (FP16) of the reference's largest magnitude;
@@ -23,13 +23,11 @@ from __future__ import annotations
 import math
 import subprocess
 import zlib
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 
@@ -41,25 +39,34 @@ from litevit.plugins.kernels import KernelSpec, Launch, specs
 EMULATOR_DIR = Path(__file__).resolve().parent / "emulator"
 SPECS = specs()
 
-# Per dtype: the emulator's name for it, its storage, and the largest error allowed, as a fraction
-# of the reference's largest magnitude (FP16 stores the output rounded to 11 significant bits).
-DTYPES: dict[str, tuple[str, torch.dtype, float]] = {
-    "float32": ("f32", torch.float32, 1e-5),
-    "float16": ("f16", torch.float16, 1e-2),
+
+@dataclass(frozen=True)
+class Precision:
+    emulator_dtype: str  # emulate's first argument
+    storage: torch.dtype
+    tolerance: float  # the largest error allowed, as a fraction of the reference's largest magnitude
+
+
+# FP16 stores the output rounded to 11 significant bits; both accumulate in float.
+PRECISIONS = {
+    "float32": Precision("f32", torch.float32, 1e-5),
+    "float16": Precision("f16", torch.float16, 1e-2),
 }
 
 
 @dataclass(frozen=True)
 class Case:
+    name: str
     op_type: str
     shapes: tuple[tuple[int, ...], ...]  # the inputs', in ONNX input order
     attrs: dict[str, Any]  # the reference's keyword attributes
-    node_attrs: dict[str, Any]  # the ONNX node's attributes: what the plugin (and its spec) reads
 
-    @property
-    def name(self) -> str:
-        attrs = ",".join(f"{key}={value}" for key, value in self.attrs.items()).replace(" ", "")
-        return f"{self.op_type}-{'x'.join(map(str, self.shapes[0]))}-{attrs}"
+    def node_attrs(self) -> dict[str, Any]:
+        """What the exported node carries, and so what the plugin reads: the reference's attributes
+        and those derived from the input shapes at export (CSA's and RASA's ``channels``)."""
+        op = OPS[self.op_type]
+        derived = op.onnx_attrs(*self.shapes, **self.attrs) if op.onnx_attrs else {}
+        return {**self.attrs, **derived}
 
 
 def csa_case(
@@ -74,13 +81,15 @@ def csa_case(
     taps = kernel_size * kernel_size
     shapes = ((batch, heads * taps * taps, *windows), (batch, taps * channels, *windows))
     attrs = {"heads": heads, "kernel_size": kernel_size, "stride": stride, "padding": padding}
-    return Case("CSA", shapes, attrs, {**attrs, "channels": channels})
+    name = f"CSA-b{batch}c{channels}h{heads}-{windows[0]}x{windows[1]}-k{kernel_size}s{stride}p{padding}"
+    return Case(name, "CSA", shapes, attrs)
 
 
 def rasa_case(q: tuple[int, int, int, int], dilations: list[int], kernel_size: int = 3) -> Case:
     attrs = {"dilations": dilations, "kernel_size": kernel_size}
     shapes = (q, (q[1], 1, kernel_size, kernel_size))
-    return Case("RASA", shapes, attrs, {**attrs, "channels": q[1]})
+    name = f"RASA-b{q[0]}c{q[1]}-{q[2]}x{q[3]}-k{kernel_size}d{','.join(map(str, dilations))}"
+    return Case(name, "RASA", shapes, attrs)
 
 
 def ghost_head_case(
@@ -90,7 +99,8 @@ def ghost_head_case(
     ghost = (channels, kernel_size, kernel_size)
     shapes = (v, (batch, heads * kernel_size * kernel_size, height, width), ghost, ghost)
     attrs = {"heads": heads, "kernel_size": kernel_size, "dilation": dilation}
-    return Case("GhostHead", shapes, attrs, attrs)
+    name = f"GhostHead-b{batch}c{channels}h{heads}-{height}x{width}-k{kernel_size}d{dilation}"
+    return Case(name, "GhostHead", shapes, attrs)
 
 
 CASES = [
@@ -114,11 +124,10 @@ CASES = [
     rasa_case((1, 3, 8, 8), [1, 2], kernel_size=5),
     rasa_case((2, 2, 3, 1), [1], kernel_size=1),
     rasa_case((1, 2, 5, 5), [7]),
-    # GhostHead: ELSA's k=7, d=1 with 32-channel heads (full 8-channel chunks; ELSA-Swin-T's stage 1
-    # at 14 x 14 is C=96, 3 heads); heads smaller
-    # than a chunk and not a multiple of it (batch 2); dilation 2; k=9 and k=11 (81 and 121 taps:
-    # the ghost matrices are staged in two rounds of shared memory); k=1; a plane of two
-    # partial blocks.
+    # GhostHead: ELSA's k=7, d=1 with 32-channel heads (full 8-channel chunks), also as ELSA-Swin-T's
+    # stage 1 (C=96, 3 heads) at 14 x 14; heads smaller than a chunk and not a multiple of it
+    # (batch 2); dilation 2; k=9 and k=11 (81 and 121 taps: the ghost matrices are staged in shared
+    # memory in two rounds); k=1; a plane of two partial blocks.
     ghost_head_case((1, 64, 7, 9), heads=2),
     ghost_head_case((1, 96, 14, 14), heads=3),
     ghost_head_case((2, 12, 6, 5), heads=3, kernel_size=3),
@@ -162,9 +171,9 @@ def _build_emulator(spec: KernelSpec, compiler: str, folder: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def emulators(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Callable[[], Path]]:
-    """Per op type, the emulator binary (compiled once, all ops in parallel); calling it raises that
-    op's CompileError, so one kernel that does not compile fails only its own tests."""
+def emulators(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Future[Path]]:
+    """Per op type, its emulator binary, compiled once for all ops in parallel. A future, so that a
+    kernel that does not compile fails only its own tests (``result()`` raises its CompileError)."""
     try:
         compiler = find_cxx()
     except LitevitError as missing:
@@ -175,7 +184,7 @@ def emulators(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Callable[[]
     (folder / "cuda_fp16.h").write_text("// The emulator's stand-in: cuda_host_shim.h defines __half.\n")
     with ThreadPoolExecutor() as pool:
         builds = {op: pool.submit(_build_emulator, spec, compiler, folder) for op, spec in SPECS.items()}
-        return {op: build.result for op, build in builds.items()}
+    return builds
 
 
 def _random_inputs(case: Case, storage: torch.dtype) -> list[torch.Tensor]:
@@ -189,54 +198,54 @@ def _random_inputs(case: Case, storage: torch.dtype) -> list[torch.Tensor]:
 
 def _emulate(
     binary: Path,
-    dtype: str,
+    precision: Precision,
     launch: Launch,
     inputs: list[torch.Tensor],
     output_shape: tuple[int, ...],
     folder: Path,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(output in float64, per-element store counts), both of ``output_shape``."""
-    name, storage, _ = DTYPES[dtype]
-    numpy_storage = np.float32 if storage == torch.float32 else np.float16
     input_files = []
     for index, tensor in enumerate(inputs):
         input_files.append(folder / f"input{index}.bin")
-        tensor.numpy().astype(numpy_storage).tofile(input_files[-1])
+        tensor.to(precision.storage).numpy().tofile(input_files[-1])
     output_file, writes_file = folder / "output.bin", folder / "writes.bin"
+    count = math.prod(output_shape)
     command: list[str | Path] = [
         binary,
-        name,
+        precision.emulator_dtype,
         ",".join(map(str, launch.grid)),
         ",".join(map(str, launch.block)),
         ",".join(map(str, launch.scalars)),
-        str(math.prod(output_shape)),
+        str(count),
         output_file,
         writes_file,
         *input_files,
     ]
     run = subprocess.run(command, capture_output=True, text=True)
     assert run.returncode == 0, f"the emulated launch {launch} failed: {run.stderr.strip()}"
-    output = np.fromfile(output_file, dtype=numpy_storage).astype(np.float64)
-    writes = np.fromfile(writes_file, dtype=np.int32)
-    return torch.from_numpy(output).reshape(output_shape), torch.from_numpy(writes).reshape(output_shape)
+    output = torch.from_file(str(output_file), size=count, dtype=precision.storage).to(torch.float64)
+    writes = torch.from_file(str(writes_file), size=count, dtype=torch.int32)
+    return output.reshape(output_shape), writes.reshape(output_shape)
 
 
-@pytest.mark.parametrize("dtype", list(DTYPES))
+@pytest.mark.parametrize("dtype", list(PRECISIONS))
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
 def test_kernel_matches_the_reference(
-    case: Case, dtype: str, emulators: dict[str, Callable[[], Path]], tmp_path: Path
+    case: Case, dtype: str, emulators: dict[str, Future[Path]], tmp_path: Path
 ) -> None:
-    spec = SPECS[case.op_type]
+    spec, precision = SPECS[case.op_type], PRECISIONS[dtype]
     try:
-        binary = emulators[case.op_type]()
+        binary = emulators[case.op_type].result()
     except CompileError as error:
         pytest.fail(f"{spec.source.name} does not compile as the emulator's C++: {error}\n{error.log}")
-    launch = spec.launch(case.shapes, case.node_attrs)
+    node_attrs = case.node_attrs()
+    launch = spec.launch(case.shapes, node_attrs)
     assert launch.shared_bytes == 0, "the emulator has no dynamic shared memory"
-    output_shape = spec.output_shape(case.shapes, case.node_attrs)
-    inputs = _random_inputs(case, DTYPES[dtype][1])
+    output_shape = spec.output_shape(case.shapes, node_attrs)
+    inputs = _random_inputs(case, precision.storage)
 
-    output, writes = _emulate(binary, dtype, launch, inputs, output_shape, tmp_path)
+    output, writes = _emulate(binary, precision, launch, inputs, output_shape, tmp_path)
 
     not_once = (writes != 1).nonzero()
     assert len(not_once) == 0, (
@@ -248,6 +257,6 @@ def test_kernel_matches_the_reference(
     scale = float(reference.abs().max()) or 1.0
     relative_error = float((output - reference).abs().max()) / scale
     # A NaN anywhere (an input guard read, an element never stored) makes this NaN: the <= fails.
-    assert relative_error <= DTYPES[dtype][2], (
+    assert relative_error <= precision.tolerance, (
         f"max |kernel - reference| = {relative_error:.2e} x max |reference| ({scale:.3g})"
     )

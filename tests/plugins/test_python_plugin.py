@@ -136,7 +136,7 @@ def make_plugin(trt, spec: KernelSpec, attrs: dict[str, Any]) -> Any:
 # Import and registration
 
 
-def test_module_imports_without_tensorrt_cuda_or_torch():
+def test_module_imports_without_tensorrt_cuda_or_torch(tmp_path):
     # Proves: the Jetson deployment side (no torch) and a machine without TensorRT or CUDA can
     # import the module; TensorRT and cuda-python are imported only when used.
     code = (
@@ -146,7 +146,10 @@ def test_module_imports_without_tensorrt_cuda_or_torch():
         "import litevit.plugins.python_plugin as p\n"
         "print(p.NAMESPACE, p.VERSION)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    # Outside the checkout, where the source tree would shadow the installed package.
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["litevit", "1"]
 

@@ -26,7 +26,8 @@
 #define __forceinline__ inline
 #define __launch_bounds__(...)
 // One instance per variable for the whole program: blocks run one after another, so it serves as
-// the running block's shared memory. (g++ knows __restrict__ itself.)
+// the running block's shared memory (starting with what the previous block left, zeros for the
+// first, where the GPU gives garbage). g++ knows __restrict__ itself.
 #define __shared__ static
 
 struct uint3
@@ -62,11 +63,6 @@ inline float __half2float(__half h)
 inline __half __float2half_rn(float f)
 {
     return __half{static_cast<_Float16>(f)};
-}
-
-inline __half __float2half(float f)
-{
-    return __float2half_rn(f);
 }
 
 // The read-only data cache load: on the CPU just a load.

@@ -1,10 +1,11 @@
 // Runs one of litevit's CUDA kernels on the CPU, to test its index math and arithmetic where no GPU
 // is available (tests/plugins/test_kernels_emulated.py builds and drives it).
 //
-// Build (one program per kernel source; cuda_host_shim.h stands in for the CUDA built-ins and an
-// include directory must provide a <cuda_fp16.h> that includes nothing else):
-//   g++ -std=c++20 -O2 -I<stand-in dir> -I<this dir> -DLITEVIT_KERNEL_SOURCE='"path/op_kernel.cu"'
-//       -DLITEVIT_KERNEL_F32=litevit_op_f32 -DLITEVIT_KERNEL_F16=litevit_op_f16 emulate.cpp
+// Build (one program per kernel source; cuda_host_shim.h stands in for the CUDA built-ins, so the
+// <cuda_fp16.h> the kernels include must be an empty stand-in in some include directory):
+//   g++ -std=c++20 -O2 -Wno-unknown-pragmas -I<stand-in dir> -I<this dir>
+//       -DLITEVIT_KERNEL_SOURCE='"path/op_kernel.cu"' -DLITEVIT_KERNEL_F32=litevit_op_f32
+//       -DLITEVIT_KERNEL_F16=litevit_op_f16 emulate.cpp
 //
 // Usage: emulate f32|f16 GRID BLOCK SCALARS OUTPUT_ELEMENTS OUTPUT WRITES INPUT...
 //   GRID, BLOCK  "x,y,z", as Launch.grid and Launch.block
@@ -38,7 +39,6 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <iostream>
