@@ -52,6 +52,36 @@ class KernelSpec:
     launch: Callable[[Sequence[tuple[int, ...]], Mapping[str, Any]], Launch]
 
 
+# The most blocks a CUDA grid takes along y and z; the largest int32 (the kernels index with int32).
+MAX_GRID_YZ = 65535
+INT32_MAX = 2**31 - 1
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def plane_threads_per_block(pixels: int, max_threads: int) -> int:
+    """Threads per block for planes of ``pixels`` elements: the fewest blocks of at most
+    ``max_threads`` threads, each rounded up to whole warps (``core::planeThreadsPerBlock`` in
+    ``plugins/common/core_util.h``)."""
+    blocks = max(1, ceil_div(pixels, max_threads))
+    return max(32, ceil_div(ceil_div(pixels, blocks), 32) * 32)
+
+
+def plane_launch(pixels: int, max_threads: int, grid_y: int, grid_z: int, scalars: tuple[int, ...]) -> Launch:
+    """One thread per pixel of a plane: grid (ceil(pixels / threads), ``grid_y``, ``grid_z``), block
+    (threads, 1, 1) from :func:`plane_threads_per_block`, no dynamic shared memory
+    (``core::planeLaunch``)."""
+    threads = plane_threads_per_block(pixels, max_threads)
+    return Launch(
+        grid=(ceil_div(pixels, threads), grid_y, grid_z),
+        block=(threads, 1, 1),
+        shared_bytes=0,
+        scalars=scalars,
+    )
+
+
 def specs() -> dict[str, KernelSpec]:
     """``{"CSA": ..., "RASA": ..., "GhostHead": ...}``, each imported from ``plugins/<op>/spec.py``."""
     found: dict[str, KernelSpec] = {}

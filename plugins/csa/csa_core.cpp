@@ -1,31 +1,20 @@
 #include "csa_core.h"
 
 #include <cstddef>
-#include <sstream>
 #include <stdexcept>
 
+#include "../common/core_util.h"
 #include "csa_gather.h"
 
 namespace litevit
 {
+using core::pythonTuple;
+
 namespace
 {
 
 // The kernel indexes with int32: every tensor must have fewer elements than this.
 constexpr int64_t kIndexLimit = int64_t{1} << 31;
-
-// A shape as Python prints a tuple, so that the sentences match plugins/csa/spec.py's.
-std::string formatShape(const std::vector<int64_t>& dims)
-{
-    std::ostringstream text;
-    text << "(";
-    for (size_t axis = 0; axis < dims.size(); ++axis)
-    {
-        text << (axis ? ", " : "") << dims[axis];
-    }
-    text << (dims.size() == 1 ? ",)" : ")");
-    return text.str();
-}
 
 // The element count of non-negative dims, saturated at kIndexLimit (so it cannot overflow).
 int64_t elementCount(const std::vector<int64_t>& dims)
@@ -129,8 +118,8 @@ void CsaOp::checkInputs(const std::vector<Shape>& inputs) const
     const std::vector<int64_t>& values = inputs[1].dims;
     if (attn.size() != 4 || values.size() != 4)
     {
-        throw std::invalid_argument("CSA takes 4-D attn and values; got shapes " + formatShape(attn) + " and "
-            + formatShape(values) + ".");
+        throw std::invalid_argument("CSA takes 4-D attn and values; got shapes " + pythonTuple(attn) + " and "
+            + pythonTuple(values) + ".");
     }
     for (const std::vector<int64_t>* dims : {&attn, &values})
     {
@@ -139,7 +128,7 @@ void CsaOp::checkInputs(const std::vector<Shape>& inputs) const
             if (dim < 0)
             {
                 throw std::invalid_argument("CSA needs known, non-negative input sizes; got shapes "
-                    + formatShape(attn) + " and " + formatShape(values) + ".");
+                    + pythonTuple(attn) + " and " + pythonTuple(values) + ".");
             }
         }
     }
@@ -153,20 +142,20 @@ void CsaOp::checkInputs(const std::vector<Shape>& inputs) const
     const std::vector<int64_t> expectedAttn{values[0], heads_ * taps * taps, values[2], values[3]};
     if (attn != expectedAttn)
     {
-        throw std::invalid_argument("CSA attn must have shape " + formatShape(expectedAttn) + " for values "
-            + formatShape(values) + "; got " + formatShape(attn) + ".");
+        throw std::invalid_argument("CSA attn must have shape " + pythonTuple(expectedAttn) + " for values "
+            + pythonTuple(values) + "; got " + pythonTuple(attn) + ".");
     }
     // s*(H'-1) + k - p < 0 only for H' = 0 with s > k - p.
     if ((values[2] == 0 || values[3] == 0) && stride_ > kernelSize_ - padding_)
     {
         throw std::invalid_argument("CSA needs H', W' >= 1 when stride > kernel_size - padding; got values "
-            + formatShape(values) + ".");
+            + pythonTuple(values) + ".");
     }
     // Below the limit, H' and W' are below 2^31 and the output sizes cannot overflow int64.
     if (elementCount(attn) >= kIndexLimit || elementCount(values) >= kIndexLimit)
     {
         throw std::invalid_argument("CSA needs attn and values below 2^31 elements (int32 indexing); got "
-            + formatShape(attn) + " and " + formatShape(values) + ".");
+            + pythonTuple(attn) + " and " + pythonTuple(values) + ".");
     }
     const int64_t lastReach = int64_t{kernelSize_} - padding_; // output rows past the last window's start
     const std::vector<int64_t> output{
@@ -174,7 +163,7 @@ void CsaOp::checkInputs(const std::vector<Shape>& inputs) const
     if (elementCount(output) >= kIndexLimit)
     {
         throw std::invalid_argument("CSA needs its output below 2^31 elements (int32 indexing); got "
-            + formatShape(output) + " for values " + formatShape(values) + ".");
+            + pythonTuple(output) + " for values " + pythonTuple(values) + ".");
     }
 }
 

@@ -2,56 +2,18 @@
 
 #include <algorithm>
 #include <cstddef>
-#include <limits>
-#include <sstream>
 #include <stdexcept>
+
+#include "../common/core_util.h"
 
 namespace litevit
 {
+using core::kInt32Max;
+using core::kMaxGridYZ;
+using core::pythonTuple;
+
 namespace
 {
-
-constexpr int64_t kMaxGridYZ = 65535;
-constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
-
-// Python's repr of a tuple of ints, so that refusals read like litevit.ops.ghost_head's ValueErrors.
-std::string pythonTuple(const std::vector<int64_t>& values)
-{
-    std::ostringstream text;
-    text << '(';
-    for (size_t i = 0; i < values.size(); ++i)
-    {
-        text << (i ? ", " : "") << values[i];
-    }
-    text << (values.size() == 1 ? ",)" : ")");
-    return text.str();
-}
-
-// An attribute that must be present with exactly one value.
-int32_t scalarAttribute(const AttributeMap& attributes, const std::string& name)
-{
-    const auto found = attributes.find(name);
-    if (found == attributes.end())
-    {
-        throw std::invalid_argument("GhostHead needs the attribute " + name + ".");
-    }
-    if (found->second.size() != 1)
-    {
-        throw std::invalid_argument("GhostHead's " + name + " attribute must be one integer; got "
-            + std::to_string(found->second.size()) + " values.");
-    }
-    return found->second[0];
-}
-
-// Threads per block for planes of `pixels` elements: the fewest blocks of at most
-// kMaxThreadsPerBlock threads, each rounded up to whole warps. (spec.py mirrors it.)
-int64_t threadsPerBlock(int64_t pixels)
-{
-    const int64_t maxThreads = GhostHeadOp::kMaxThreadsPerBlock;
-    const int64_t blocks = std::max<int64_t>(1, (pixels + maxThreads - 1) / maxThreads);
-    const int64_t threads = (pixels + blocks - 1) / blocks;
-    return std::max<int64_t>(32, (threads + 31) / 32 * 32);
-}
 
 int64_t chunksPerHead(int64_t headChannels)
 {
@@ -75,9 +37,9 @@ const std::vector<std::string>& GhostHeadOp::attributeNames()
 
 GhostHeadOp GhostHeadOp::fromAttributes(const AttributeMap& attributes)
 {
-    const int32_t heads = scalarAttribute(attributes, "heads");
-    const int32_t kernelSize = scalarAttribute(attributes, "kernel_size");
-    const int32_t dilation = scalarAttribute(attributes, "dilation");
+    const int32_t heads = core::scalarAttribute(attributes, kName, "heads");
+    const int32_t kernelSize = core::scalarAttribute(attributes, kName, "kernel_size");
+    const int32_t dilation = core::scalarAttribute(attributes, kName, "dilation");
     if (kernelSize < 1 || kernelSize % 2 == 0)
     {
         throw std::invalid_argument(
@@ -168,19 +130,9 @@ Launch GhostHeadOp::launch(const std::vector<Shape>& inputs) const
         throw std::invalid_argument("GhostHead's kernel indexes with int32: C, 8*H*W, 8*k*k and H or W plus "
             "(k//2)*dilation must stay below 2^31; got v " + pythonTuple(v) + ".");
     }
-    const int64_t pixels = height * width;
-    const int64_t threads = threadsPerBlock(pixels);
-    Launch launch{};
-    launch.grid[0] = static_cast<uint32_t>((pixels + threads - 1) / threads);
-    launch.grid[1] = static_cast<uint32_t>(channelBlocks);
-    launch.grid[2] = static_cast<uint32_t>(batch);
-    launch.block[0] = static_cast<uint32_t>(threads);
-    launch.block[1] = 1;
-    launch.block[2] = 1;
-    launch.shared_bytes = 0;
-    launch.scalars = {static_cast<int32_t>(channels), static_cast<int32_t>(height), static_cast<int32_t>(width),
-        mHeads, mKernelSize, mDilation};
-    return launch;
+    return core::planeLaunch(height * width, kMaxThreadsPerBlock, channelBlocks, batch,
+        {static_cast<int32_t>(channels), static_cast<int32_t>(height), static_cast<int32_t>(width), mHeads,
+            mKernelSize, mDilation});
 }
 
 std::vector<std::array<int64_t, 4>> GhostHeadOp::outputsOfThread(

@@ -13,14 +13,20 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..kernels import AffineDim, KernelSpec, Launch
+from ..kernels import (
+    INT32_MAX,
+    MAX_GRID_YZ,
+    AffineDim,
+    KernelSpec,
+    Launch,
+    ceil_div,
+    plane_launch,
+)
 
 # GhostHeadOp::kChannelsPerThread: channels of one head that one thread aggregates.
 CHANNELS_PER_THREAD = 8
 # GhostHeadOp::kMaxThreadsPerBlock, the kernel's __launch_bounds__.
 MAX_THREADS_PER_BLOCK = 256
-_MAX_GRID_YZ = 65535
-_INT32_MAX = 2**31 - 1
 
 
 def _scalar(attrs: Mapping[str, Any], name: str) -> int:
@@ -80,17 +86,6 @@ def output_dims(attrs: Mapping[str, Any]) -> tuple[AffineDim, ...]:
     return tuple(AffineDim(input=0, axis=axis, scale=1, offset=0) for axis in range(4))
 
 
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
-def threads_per_block(pixels: int) -> int:
-    """Threads per block for planes of ``pixels`` elements: the fewest blocks of at most
-    ``MAX_THREADS_PER_BLOCK`` threads, each rounded up to whole warps."""
-    blocks = max(1, _ceil_div(pixels, MAX_THREADS_PER_BLOCK))
-    return max(32, _ceil_div(_ceil_div(pixels, blocks), 32) * 32)
-
-
 def launch(shapes: Sequence[tuple[int, ...]], attrs: Mapping[str, Any]) -> Launch:
     """grid (plane blocks, G * channel chunks per head, B), scalars (C, H, W, G, k, d)."""
     heads, kernel_size, dilation = _attributes(attrs)
@@ -98,30 +93,29 @@ def launch(shapes: Sequence[tuple[int, ...]], attrs: Mapping[str, Any]) -> Launc
     if min(v) < 0:
         raise ValueError(f"GhostHead cannot launch for v with negative dims; got {v}.")
     batch, channels, height, width = v
-    channel_blocks = heads * _ceil_div(channels // heads, CHANNELS_PER_THREAD)
-    if batch > _MAX_GRID_YZ or channel_blocks > _MAX_GRID_YZ:
+    channel_blocks = heads * ceil_div(channels // heads, CHANNELS_PER_THREAD)
+    if batch > MAX_GRID_YZ or channel_blocks > MAX_GRID_YZ:
         raise ValueError(
             "GhostHead's launch takes at most 65535 batches and 65535 blocks of 8 channels of one head"
             f" (CUDA grid y, z); got v {v} with {heads} heads."
         )
     reach = kernel_size // 2 * dilation
     if (
-        channels > _INT32_MAX
-        or CHANNELS_PER_THREAD * height * width > _INT32_MAX
-        or max(height, width) + reach > _INT32_MAX
-        or kernel_size**2 * CHANNELS_PER_THREAD > _INT32_MAX
+        channels > INT32_MAX
+        or CHANNELS_PER_THREAD * height * width > INT32_MAX
+        or max(height, width) + reach > INT32_MAX
+        or kernel_size**2 * CHANNELS_PER_THREAD > INT32_MAX
     ):
         raise ValueError(
             "GhostHead's kernel indexes with int32: C, 8*H*W, 8*k*k and H or W plus (k//2)*dilation must stay"
             f" below 2^31; got v {v}."
         )
-    pixels = height * width
-    threads = threads_per_block(pixels)
-    return Launch(
-        grid=(_ceil_div(pixels, threads), channel_blocks, batch),
-        block=(threads, 1, 1),
-        shared_bytes=0,
-        scalars=(channels, height, width, heads, kernel_size, dilation),
+    return plane_launch(
+        height * width,
+        MAX_THREADS_PER_BLOCK,
+        channel_blocks,
+        batch,
+        (channels, height, width, heads, kernel_size, dilation),
     )
 
 

@@ -2,66 +2,17 @@
 
 #include <algorithm>
 #include <cstddef>
-#include <limits>
-#include <sstream>
 #include <stdexcept>
 #include <utility>
 
+#include "../common/core_util.h"
+
 namespace litevit
 {
-namespace
-{
-
-constexpr int64_t kMaxGridYZ = 65535;
-constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
-
-// Python's repr of a tuple of ints, so that refusals read like litevit.ops.rasa's ValueErrors.
-std::string pythonTuple(const std::vector<int64_t>& values)
-{
-    std::ostringstream text;
-    text << '(';
-    for (size_t i = 0; i < values.size(); ++i)
-    {
-        text << (i ? ", " : "") << values[i];
-    }
-    text << (values.size() == 1 ? ",)" : ")");
-    return text.str();
-}
-
-// Python's repr of a list of ints.
-std::string pythonList(const std::vector<int32_t>& values)
-{
-    std::ostringstream text;
-    text << '[';
-    for (size_t i = 0; i < values.size(); ++i)
-    {
-        text << (i ? ", " : "") << values[i];
-    }
-    text << ']';
-    return text.str();
-}
-
-const std::vector<int32_t>& requiredAttribute(const AttributeMap& attributes, const std::string& name)
-{
-    const auto found = attributes.find(name);
-    if (found == attributes.end())
-    {
-        throw std::invalid_argument("RASA needs the attribute " + name + ".");
-    }
-    return found->second;
-}
-
-// Threads per block for planes of `pixels` elements: the fewest blocks of at most
-// kMaxThreadsPerBlock threads, each rounded up to whole warps. (spec.py mirrors it.)
-int64_t threadsPerBlock(int64_t pixels)
-{
-    const int64_t maxThreads = RasaOp::kMaxThreadsPerBlock;
-    const int64_t blocks = std::max<int64_t>(1, (pixels + maxThreads - 1) / maxThreads);
-    const int64_t threads = (pixels + blocks - 1) / blocks;
-    return std::max<int64_t>(32, (threads + 31) / 32 * 32);
-}
-
-} // namespace
+using core::kInt32Max;
+using core::kMaxGridYZ;
+using core::pythonList;
+using core::pythonTuple;
 
 RasaOp::RasaOp(std::vector<int32_t> dilations, int32_t kernelSize)
     : mDilations(std::move(dilations))
@@ -77,14 +28,10 @@ const std::vector<std::string>& RasaOp::attributeNames()
 
 RasaOp RasaOp::fromAttributes(const AttributeMap& attributes)
 {
-    const std::vector<int32_t>& kernelSize = requiredAttribute(attributes, "kernel_size");
-    const std::vector<int32_t>& dilations = requiredAttribute(attributes, "dilations");
-    if (kernelSize.size() != 1)
-    {
-        throw std::invalid_argument(
-            "RASA's kernel_size attribute must be one integer; got " + std::to_string(kernelSize.size()) + " values.");
-    }
-    const int32_t size = kernelSize[0];
+    // Both attributes must be present before kernel_size's count is checked (the reference's order).
+    core::requiredAttribute(attributes, kName, "kernel_size");
+    const std::vector<int32_t>& dilations = core::requiredAttribute(attributes, kName, "dilations");
+    const int32_t size = core::scalarAttribute(attributes, kName, "kernel_size");
     if (size < 1 || size % 2 == 0)
     {
         throw std::invalid_argument(
@@ -158,23 +105,13 @@ Launch RasaOp::launch(const std::vector<Shape>& inputs) const
         throw std::invalid_argument("RASA's kernel indexes with int32: H*W, k*k and H or W plus (k//2)*dilation "
             "must stay below 2^31; got query " + pythonTuple(q) + ".");
     }
-    const int64_t pixels = height * width;
-    const int64_t threads = threadsPerBlock(pixels);
-    Launch launch{};
-    launch.grid[0] = static_cast<uint32_t>((pixels + threads - 1) / threads);
-    launch.grid[1] = static_cast<uint32_t>(channels);
-    launch.grid[2] = static_cast<uint32_t>(batch);
-    launch.block[0] = static_cast<uint32_t>(threads);
-    launch.block[1] = 1;
-    launch.block[2] = 1;
-    launch.shared_bytes = 0;
-    launch.scalars = {static_cast<int32_t>(channels), static_cast<int32_t>(height), static_cast<int32_t>(width),
-        mKernelSize, static_cast<int32_t>(mDilations.size())};
+    std::vector<int32_t> scalars{static_cast<int32_t>(channels), static_cast<int32_t>(height),
+        static_cast<int32_t>(width), mKernelSize, static_cast<int32_t>(mDilations.size())};
     for (int i = 0; i < kMaxDilations; ++i)
     {
-        launch.scalars.push_back(i < static_cast<int>(mDilations.size()) ? mDilations[i] : 0);
+        scalars.push_back(i < static_cast<int>(mDilations.size()) ? mDilations[i] : 0);
     }
-    return launch;
+    return core::planeLaunch(height * width, kMaxThreadsPerBlock, channels, batch, std::move(scalars));
 }
 
 std::vector<std::array<int64_t, 4>> RasaOp::outputsOfThread(

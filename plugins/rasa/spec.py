@@ -12,14 +12,19 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..kernels import AffineDim, KernelSpec, Launch
+from ..kernels import (
+    INT32_MAX,
+    MAX_GRID_YZ,
+    AffineDim,
+    KernelSpec,
+    Launch,
+    plane_launch,
+)
 
 # RasaOp::kMaxDilations: the kernel takes the dilations as this many int32 arguments.
 MAX_DILATIONS = 8
 # RasaOp::kMaxThreadsPerBlock, the kernel's __launch_bounds__.
 MAX_THREADS_PER_BLOCK = 256
-_MAX_GRID_YZ = 65535
-_INT32_MAX = 2**31 - 1
 
 
 def _ints(value: Any) -> list[int]:
@@ -73,17 +78,6 @@ def output_dims(attrs: Mapping[str, Any]) -> tuple[AffineDim, ...]:
     return tuple(AffineDim(input=0, axis=axis, scale=1, offset=0) for axis in range(4))
 
 
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
-def threads_per_block(pixels: int) -> int:
-    """Threads per block for planes of ``pixels`` elements: the fewest blocks of at most
-    ``MAX_THREADS_PER_BLOCK`` threads, each rounded up to whole warps."""
-    blocks = max(1, _ceil_div(pixels, MAX_THREADS_PER_BLOCK))
-    return max(32, _ceil_div(_ceil_div(pixels, blocks), 32) * 32)
-
-
 def launch(shapes: Sequence[tuple[int, ...]], attrs: Mapping[str, Any]) -> Launch:
     """One thread per output element: grid (plane blocks, C, B), scalars (C, H, W, k, n, 8 dilation slots)."""
     dilations, kernel_size = _attributes(attrs)
@@ -91,26 +85,19 @@ def launch(shapes: Sequence[tuple[int, ...]], attrs: Mapping[str, Any]) -> Launc
     if min(q) < 0:
         raise ValueError(f"RASA cannot launch for a query with negative dims; got {q}.")
     batch, channels, height, width = q
-    if batch > _MAX_GRID_YZ or channels > _MAX_GRID_YZ:
+    if batch > MAX_GRID_YZ or channels > MAX_GRID_YZ:
         raise ValueError(
             f"RASA's launch takes at most 65535 batches and 65535 channels (CUDA grid y, z); got {q}."
         )
     reach = kernel_size // 2 * max(dilations)
-    if height * width > _INT32_MAX or max(height, width) + reach > _INT32_MAX or kernel_size**2 > _INT32_MAX:
+    if height * width > INT32_MAX or max(height, width) + reach > INT32_MAX or kernel_size**2 > INT32_MAX:
         raise ValueError(
             "RASA's kernel indexes with int32: H*W, k*k and H or W plus (k//2)*dilation must stay below 2^31;"
             f" got query {q}."
         )
-    pixels = height * width
-    threads = threads_per_block(pixels)
-    return Launch(
-        grid=(_ceil_div(pixels, threads), channels, batch),
-        block=(threads, 1, 1),
-        shared_bytes=0,
-        scalars=(channels, height, width, kernel_size, len(dilations))
-        + tuple(dilations)
-        + (0,) * (MAX_DILATIONS - len(dilations)),
-    )
+    slots = tuple(dilations) + (0,) * (MAX_DILATIONS - len(dilations))
+    scalars = (channels, height, width, kernel_size, len(dilations), *slots)
+    return plane_launch(height * width, MAX_THREADS_PER_BLOCK, channels, batch, scalars)
 
 
 SPEC = KernelSpec(

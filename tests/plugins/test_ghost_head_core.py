@@ -9,49 +9,23 @@ exactly once.
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
+import core_programs
 import pytest
+from core_programs import Shapes, run_core
 
 from litevit.ops.ghost_head import ghost_head_output_shape
-from litevit.errors import LitevitError
-from litevit.plugins import kernels
-from litevit.plugins.compile import cxx_compile, find_cxx
 from litevit.plugins.ghost_head import spec
-
-ROOT = Path(__file__).resolve().parents[2]
-PLUGINS = ROOT / "plugins"
-
-Shapes = list[tuple[int, ...]]
 
 
 @pytest.fixture(scope="module")
 def core(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    try:
-        find_cxx()
-    except LitevitError as missing:
-        pytest.skip(str(missing))
-    sources = [
-        PLUGINS / "ghost_head" / "ghost_head_core.cpp",
-        PLUGINS / "common" / "serialize.cpp",
-        ROOT / "tests" / "plugins" / "cpp" / "test_ghost_head_core.cpp",
-    ]
-    binary = tmp_path_factory.mktemp("ghost_head_core") / "test_ghost_head_core"
-    return cxx_compile(sources, binary, include_dirs=[PLUGINS])
-
-
-def run_core(core: Path, attrs: dict[str, list[int]], shapes: Shapes) -> dict[str, str]:
-    """The driver's facts as {"launch": "...", "error": "...", ...}."""
-    args = [f"{name}={','.join(map(str, values))}" for name, values in attrs.items()]
-    args += ["--", *(",".join(map(str, shape)) for shape in shapes)]
-    out = subprocess.run([str(core), *args], check=True, capture_output=True, text=True).stdout
-    return {key: value for key, _, value in (line.partition(" ") for line in out.splitlines())}
+    return core_programs.build(tmp_path_factory, "ghost_head")
 
 
 def python_launch(shapes: Shapes, attrs: dict[str, list[int]]) -> str:
-    launch = spec.launch(shapes, attrs)
-    return " ".join(map(str, (*launch.grid, *launch.block, launch.shared_bytes, *launch.scalars)))
+    return core_programs.python_launch(spec.SPEC, shapes, attrs)
 
 
 def _four(shapes: Shapes) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
@@ -107,28 +81,13 @@ def test_core_and_spec_match_the_reference(
 
 def test_spec_rules_names_and_kernels_match_the_core(core: Path) -> None:
     shapes, attrs = node((1, 8, 3, 3), 2, 3, 1)
-    facts = run_core(core, attrs, shapes)
-    rules = [(r.input, r.axis, r.scale, r.offset) for r in spec.output_dims(attrs)]
-    assert facts["rules"] == " ".join(str(v) for rule in rules for v in rule)
-    assert tuple(facts["names"].split()) == spec.SPEC.attribute_names
-    assert int(facts["inputs"]) == spec.SPEC.num_inputs
-    assert kernels.specs()["GhostHead"] is spec.SPEC
+    core_programs.check_rules_names_and_kernels(core, spec.SPEC, shapes, attrs)
 
 
 def test_launch_matches_the_kernel_signature() -> None:
     """Each kernel takes the inputs, the output, then exactly the scalars the launch gives."""
-    source = spec.SPEC.source.read_text()
     shapes, attrs = node((1, 8, 3, 3), 2, 3, 1)
-    launch = spec.launch(shapes, attrs)
-    for dtype, name in spec.SPEC.kernels.items():
-        match = re.search(rf'extern "C" __global__ void __launch_bounds__\(256\) {name}\(([^)]*)\)', source)
-        assert match, f"{name} not found in {spec.SPEC.source.name}"
-        params = [p.strip() for p in match.group(1).split(",")]
-        element = "float" if dtype == "float32" else "__half"
-        pointers = [p for p in params if p.split("*")[0].strip() in (f"const {element}", element)]
-        assert len(pointers) == spec.SPEC.num_inputs + 1
-        assert params[len(pointers) :] == [p for p in params if p.startswith("int ")]
-        assert len(params) - len(pointers) == len(launch.scalars)
+    core_programs.check_kernel_signature(spec.SPEC, shapes, attrs)
 
 
 def _reference_error(shapes: Shapes, heads: int, kernel_size: int, dilation: int) -> str:

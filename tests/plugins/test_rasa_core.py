@@ -8,49 +8,23 @@ refusals, output shape, launch and whether that launch writes every output eleme
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
+import core_programs
 import pytest
+from core_programs import Shapes, run_core
 
 from litevit.ops.rasa import rasa_output_shape
-from litevit.errors import LitevitError
-from litevit.plugins import kernels
-from litevit.plugins.compile import cxx_compile, find_cxx
 from litevit.plugins.rasa import spec
-
-ROOT = Path(__file__).resolve().parents[2]
-PLUGINS = ROOT / "plugins"
-
-Shapes = list[tuple[int, ...]]
 
 
 @pytest.fixture(scope="module")
 def core(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    try:
-        find_cxx()
-    except LitevitError as missing:
-        pytest.skip(str(missing))
-    sources = [
-        PLUGINS / "rasa" / "rasa_core.cpp",
-        PLUGINS / "common" / "serialize.cpp",
-        ROOT / "tests" / "plugins" / "cpp" / "test_rasa_core.cpp",
-    ]
-    binary = tmp_path_factory.mktemp("rasa_core") / "test_rasa_core"
-    return cxx_compile(sources, binary, include_dirs=[PLUGINS])
-
-
-def run_core(core: Path, attrs: dict[str, list[int]], shapes: Shapes) -> dict[str, str]:
-    """The driver's facts as {"launch": "...", "error": "...", ...}."""
-    args = [f"{name}={','.join(map(str, values))}" for name, values in attrs.items()]
-    args += ["--", *(",".join(map(str, shape)) for shape in shapes)]
-    out = subprocess.run([str(core), *args], check=True, capture_output=True, text=True).stdout
-    return {key: value for key, _, value in (line.partition(" ") for line in out.splitlines())}
+    return core_programs.build(tmp_path_factory, "rasa")
 
 
 def python_launch(shapes: Shapes, attrs: dict[str, list[int]]) -> str:
-    launch = spec.launch(shapes, attrs)
-    return " ".join(map(str, (*launch.grid, *launch.block, launch.shared_bytes, *launch.scalars)))
+    return core_programs.python_launch(spec.SPEC, shapes, attrs)
 
 
 def reference_attrs(attrs: dict[str, list[int]]) -> dict[str, object]:
@@ -93,27 +67,13 @@ def test_core_and_spec_match_the_reference(
 
 def test_spec_rules_names_and_kernels_match_the_core(core: Path) -> None:
     attrs = {"dilations": [1, 3, 5], "kernel_size": [3]}
-    facts = run_core(core, attrs, [(1, 2, 3, 3), (2, 1, 3, 3)])
-    rules = [(r.input, r.axis, r.scale, r.offset) for r in spec.output_dims(attrs)]
-    assert facts["rules"] == " ".join(str(v) for rule in rules for v in rule)
-    assert tuple(facts["names"].split()) == spec.SPEC.attribute_names
-    assert int(facts["inputs"]) == spec.SPEC.num_inputs
-    assert kernels.specs()["RASA"] is spec.SPEC
+    core_programs.check_rules_names_and_kernels(core, spec.SPEC, [(1, 2, 3, 3), (2, 1, 3, 3)], attrs)
 
 
 def test_launch_matches_the_kernel_signature() -> None:
     """Each kernel takes the inputs, the output, then exactly the scalars the launch gives."""
-    source = spec.SPEC.source.read_text()
-    launch = spec.launch([(1, 2, 3, 3), (2, 1, 3, 3)], {"dilations": [1], "kernel_size": 3})
-    for dtype, name in spec.SPEC.kernels.items():
-        match = re.search(rf'extern "C" __global__ void __launch_bounds__\(256\) {name}\(([^)]*)\)', source)
-        assert match, f"{name} not found in {spec.SPEC.source.name}"
-        params = [p.strip() for p in match.group(1).split(",")]
-        element = "float" if dtype == "float32" else "__half"
-        pointers = [p for p in params if p.split("*")[0].strip() in (f"const {element}", element)]
-        assert len(pointers) == spec.SPEC.num_inputs + 1
-        assert params[len(pointers) :] == [p for p in params if p.startswith("int ")]
-        assert len(params) - len(pointers) == len(launch.scalars)
+    attrs = {"dilations": [1], "kernel_size": 3}
+    core_programs.check_kernel_signature(spec.SPEC, [(1, 2, 3, 3), (2, 1, 3, 3)], attrs)
 
 
 def _reference_error(
