@@ -21,7 +21,9 @@ from litevit.plugins.build import DESCRIPTION as PLUGINS_DESCRIPTION
 from litevit.plugins.build import configure_plugins_parser, run_plugins
 from litevit.runtime.selftest import DESCRIPTION as SELFTEST_DESCRIPTION
 from litevit.runtime.selftest import configure_selftest_parser, run_selftest
+from litevit.runtime.serve import SERVE_DESCRIPTION, configure_serve_parser, run_serve
 from litevit.runtime.trt_build import BUILD_DESCRIPTION, configure_build_parser, run_build
+from litevit.runtime.triton_repo import TRITON_REPO_DESCRIPTION, configure_triton_repo_parser, run_triton_repo
 
 
 def _pct(ours: float, paper: float | None) -> str:
@@ -501,6 +503,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     configure_plugins_parser(plugins)
     plugins.set_defaults(func=run_plugins)
+
+    serve = sub.add_parser(
+        "serve",
+        help="serve artefacts over HTTP (KServe v2 / Triton protocol) with dynamic batching",
+        description=SERVE_DESCRIPTION,
+    )
+    configure_serve_parser(serve)
+    serve.set_defaults(func=run_serve)
+
+    triton = sub.add_parser(
+        "triton-repo",
+        help="write a Triton model repository (config.pbtxt + model.plan/model.onnx) from artefacts",
+        description=TRITON_REPO_DESCRIPTION,
+    )
+    configure_triton_repo_parser(triton)
+    triton.set_defaults(func=run_triton_repo)
 
     doctor = sub.add_parser(
         "doctor",

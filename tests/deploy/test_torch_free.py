@@ -25,7 +25,8 @@ def test_deployment_modules_import_without_torch():
         "import litevit, litevit.runtime, litevit.plugins, litevit.labels, litevit.cli\n"
         "import litevit.runtime.runners, litevit.runtime.bench, litevit.runtime.report\n"
         "import litevit.runtime.doctor, litevit.runtime.environment, litevit.runtime.tegrastats\n"
-        "import litevit.runtime.trt_build, litevit.runtime.selftest\n"
+        "import litevit.runtime.trt_build, litevit.runtime.selftest, litevit.runtime.triton_repo\n"
+        "import litevit.runtime.serve, litevit.runtime.batching\n"
         "import litevit.calibration.int8, litevit.calibration.quant_report, litevit.calibration.val\n"
         "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
         "print(litevit.__version__, len(litevit.labels.class_names('ade20k150')))\n"
@@ -63,7 +64,7 @@ def test_doctor_runs_without_torch_and_reports_the_embedded_default():
 
 
 def test_build_val_and_quant_report_commands_parse_without_torch():
-    for command in ("build", "selftest", "val", "quant-report"):
+    for command in ("build", "selftest", "val", "quant-report", "triton-repo", "plugins", "serve"):
         proc = _run(f"from litevit.cli import main; sys.exit(main(['{command}', '--help']))")
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.startswith(f"usage: litevit {command}")
