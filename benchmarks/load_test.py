@@ -47,24 +47,9 @@ import numpy as np
 
 from litevit._io import write_json
 from litevit.artifacts import read_manifest
+from litevit.runtime.serve import BINARY_HEADER, KSERVE_DATATYPES
 from litevit.runtime.stats import latency_stats
 
-# numpy dtype names (the manifest's) -> KServe v2 tensor datatypes.
-KSERVE_DATATYPES = {
-    "bool": "BOOL",
-    "uint8": "UINT8",
-    "uint16": "UINT16",
-    "uint32": "UINT32",
-    "uint64": "UINT64",
-    "int8": "INT8",
-    "int16": "INT16",
-    "int32": "INT32",
-    "int64": "INT64",
-    "float16": "FP16",
-    "float32": "FP32",
-    "float64": "FP64",
-}
-BINARY_HEADER = "Inference-Header-Content-Length"
 COMPARED_MAX_BATCHES = (1, 8)
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0

@@ -72,7 +72,8 @@ DEFAULT_TOP_K = 5
 # large images with many classes).
 _RESIZE_CLASSES_PER_STEP = 16
 
-_KSERVE_DATATYPES = {
+# numpy dtype names (the manifest's) -> KServe v2 tensor datatypes.
+KSERVE_DATATYPES = {
     "bool": "BOOL",
     "uint8": "UINT8",
     "uint16": "UINT16",
@@ -86,6 +87,8 @@ _KSERVE_DATATYPES = {
     "float32": "FP32",
     "float64": "FP64",
 }
+# The binary tensor extension: length of the JSON part that precedes the raw tensor bytes.
+BINARY_HEADER = "Inference-Header-Content-Length"
 _PLATFORMS = {"ort": "onnxruntime_onnx", "trt": "tensorrt_plan", "torch": "litevit_torch_eager"}
 
 SERVE_DESCRIPTION = (
@@ -264,7 +267,7 @@ class ServedModel:
 
 
 def _datatype(numpy_dtype: str) -> str:
-    return _KSERVE_DATATYPES.get(numpy_dtype, numpy_dtype.upper())
+    return KSERVE_DATATYPES.get(numpy_dtype, numpy_dtype.upper())
 
 
 def model_names(folders: Sequence[Path], manifests: Sequence[dict[str, Any]]) -> list[str]:
@@ -762,7 +765,7 @@ def build_app(service: Service) -> Starlette:
 
     async def infer(request: Request, model: ServedModel) -> Response:
         body = await service.body(request)
-        header_length = request.headers.get("inference-header-content-length")
+        header_length = request.headers.get(BINARY_HEADER)
         parsed = await run_in_threadpool(parse_infer_request, model, body, header_length)
         results = await model.batcher.submit(parsed.feeds, parsed.rows)
         content, json_length = await run_in_threadpool(encode_infer_response, model, parsed, results)
@@ -771,7 +774,7 @@ def build_app(service: Service) -> Starlette:
         return Response(
             content,
             media_type="application/octet-stream",
-            headers={"Inference-Header-Content-Length": str(json_length)},
+            headers={BINARY_HEADER: str(json_length)},
         )
 
     async def image(request: Request, model: ServedModel) -> Response:
