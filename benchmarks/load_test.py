@@ -47,7 +47,8 @@ import numpy as np
 
 from litevit._io import write_json
 from litevit.artifacts import read_manifest
-from litevit.runtime.serve import BINARY_HEADER, KSERVE_DATATYPES
+from litevit.serve.models import KSERVE_DATATYPES
+from litevit.serve.protocol import BINARY_HEADER
 from litevit.runtime.stats import latency_stats
 
 COMPARED_MAX_BATCHES = (1, 8)

@@ -21,9 +21,9 @@ from litevit.plugins.build import DESCRIPTION as PLUGINS_DESCRIPTION
 from litevit.plugins.build import configure_plugins_parser, run_plugins
 from litevit.runtime.selftest import DESCRIPTION as SELFTEST_DESCRIPTION
 from litevit.runtime.selftest import configure_selftest_parser, run_selftest
-from litevit.runtime.serve import SERVE_DESCRIPTION, configure_serve_parser, run_serve
+from litevit.serve import SERVE_DESCRIPTION, configure_serve_parser, run_serve
 from litevit.runtime.trt_build import BUILD_DESCRIPTION, configure_build_parser, run_build
-from litevit.runtime.triton_repo import TRITON_REPO_DESCRIPTION, configure_triton_repo_parser, run_triton_repo
+from litevit.serve.triton_repo import TRITON_REPO_DESCRIPTION, configure_triton_repo_parser, run_triton_repo
 
 
 def _pct(ours: float, paper: float | None) -> str:

@@ -38,7 +38,7 @@ def test_installed_files_live_under_litevit_only():
     # The repository root shows export/, runtime/, plugins/, calibration/; installed, they must be
     # litevit.export etc., never top-level modules that would shadow other packages.
     tops = {str(f).split("/")[0] for f in importlib.metadata.files("litevit") or []}
-    assert not tops & {"export", "runtime", "plugins", "calibration", "tests"}
+    assert not tops & {"export", "runtime", "serve", "plugins", "calibration", "tests"}
     import litevit.calibration
     import litevit.export
     import litevit.plugins

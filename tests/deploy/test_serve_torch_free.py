@@ -26,7 +26,7 @@ pytest.importorskip("uvicorn")
 BLOCK_TORCH = "import sys; sys.modules['torch'] = None; sys.modules['onnxscript'] = None\n"
 SERVE = (
     "import argparse\n"
-    "from litevit.runtime.serve import configure_serve_parser, run_serve\n"
+    "from litevit.serve import configure_serve_parser, run_serve\n"
     "parser = argparse.ArgumentParser()\n"
     "configure_serve_parser(parser)\n"
     "code = run_serve(parser.parse_args(sys.argv[1:]))\n"

@@ -622,7 +622,7 @@ def test_python_is_a_plugin_source_for_build_and_runner(monkeypatch):
     monkeypatch.delenv(trt_build.PLUGINS_ENV)
     sidecar = {"plugins": {"library": "python", "sha256": None}}
     assert trt_build.plugin_library_to_load(sidecar, None) == "python"
-    assert trt_build._plugins_record("python") == {"library": "python", "sha256": None}
+    assert trt_build.plugins.plugins_record("python") == {"library": "python", "sha256": None}
     registered: list[bool] = []
     monkeypatch.setattr(python_plugin, "register", lambda: registered.append(True) or [])
     trt_build.load_plugin_library("python")
@@ -673,7 +673,7 @@ def test_build_and_run_an_engine_with_the_python_plugins(monkeypatch, tmp_path):
         spec_of(op)
     trt = install(monkeypatch, "10.8.0.43")
     present = {"tensorrt", "cuda.bindings", "onnxruntime"}
-    for module in (runners, trt_build):
+    for module in (runners, trt_build.parity):
         monkeypatch.setattr(module, "has", lambda name: name in present)
     monkeypatch.setattr(runners, "_open_cuda", lambda index: fake_tensorrt.FakeCuda(index))
     monkeypatch.setattr(

@@ -176,13 +176,13 @@ def install_trt(monkeypatch):
         trt = fake_tensorrt.make_tensorrt(version, **kwargs)
         monkeypatch.setitem(sys.modules, "tensorrt", trt)
         present = {"tensorrt", "cuda.bindings", "onnxruntime"}
-        for module in (deps, runners, trt_build):
+        for module in (deps, runners, trt_build.parity):
             monkeypatch.setattr(module, "has", lambda name: name in present)
         monkeypatch.setattr(runners, "_open_cuda", lambda index: fake_tensorrt.FakeCuda(index))
         monkeypatch.setattr(environment, "gpu_facts", lambda: dict(gpu))
         monkeypatch.setattr(environment, "cuda_version", lambda: "12.6")
         monkeypatch.setattr(environment, "tensorrt_version", lambda: version)
-        monkeypatch.setattr(trt_build, "_LOADED_PLUGIN_LIBRARIES", set())
+        monkeypatch.setattr(trt_build.plugins, "_LOADED_PLUGIN_LIBRARIES", set())
         return trt
 
     return install
@@ -606,11 +606,14 @@ def test_every_file_is_written_atomically(install_trt, tmp_path, monkeypatch):
     folder = write_artifact(tmp_path / "tiny")
     before = set(folder.iterdir())
     written = []
-    for name in ("write_bytes", "write_json"):
-        real = getattr(trt_build, name)
-        monkeypatch.setattr(
-            trt_build, name, lambda path, data, real=real: (written.append(Path(path)), real(path, data))[1]
-        )
+    for module in (trt_build.build, trt_build.calibration, trt_build.tensorrt_log):
+        for name in ("write_bytes", "write_json"):
+            if not hasattr(module, name):
+                continue
+            real = getattr(module, name)
+            monkeypatch.setattr(
+                module, name, lambda path, data, real=real: (written.append(Path(path)), real(path, data))[1]
+            )
     batches = lambda: iter([np.zeros((1, 3, 8, 8), np.float32)])  # noqa: E731
     build_engine(
         folder / "tiny.onnx",
@@ -643,7 +646,7 @@ def test_an_interrupted_parity_check_leaves_a_sidecar_that_says_so(install_trt, 
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(trt_build, "engine_parity", crash)
+    monkeypatch.setattr(trt_build.build, "engine_parity", crash)
     with pytest.raises(KeyboardInterrupt):
         build_artifact(folder, "fp32", log=_quiet([]))
     sidecar = json.loads((folder / "tiny.fp32.engine.json").read_text())

@@ -49,7 +49,7 @@ MAX_REQUEST_BYTES = 1_000_000
 _DATATYPES = {"float32": "FP32", "int64": "INT64", "int32": "INT32"}
 SERVE = (
     "import argparse, sys\n"
-    "from litevit.runtime.serve import configure_serve_parser, run_serve\n"
+    "from litevit.serve import configure_serve_parser, run_serve\n"
     "parser = argparse.ArgumentParser()\n"
     "configure_serve_parser(parser)\n"
     "sys.exit(run_serve(parser.parse_args(sys.argv[1:])))\n"

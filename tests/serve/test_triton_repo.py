@@ -21,7 +21,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, te
 from onnx import TensorProto, helper
 
 from litevit.errors import LitevitError
-from litevit.runtime.triton_repo import (
+from litevit.serve.triton_repo import (
     configure_triton_repo_parser,
     plugin_instructions,
     run_triton_repo,

@@ -1,0 +1,156 @@
+"""The served models: one artefact folder each, its batcher and runners, its KServe v2 metadata."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from litevit.artifacts import read_manifest
+from litevit.errors import LitevitError
+from litevit.runtime.runners import TensorInfo, open_runner
+from litevit.serve.batching import BatchAxis, DynamicBatcher
+from litevit.serve.metrics import Metrics
+
+
+VERSION = "1"
+
+
+# numpy dtype names (the manifest's) -> KServe v2 tensor datatypes.
+KSERVE_DATATYPES = {
+    "bool": "BOOL",
+    "uint8": "UINT8",
+    "uint16": "UINT16",
+    "uint32": "UINT32",
+    "uint64": "UINT64",
+    "int8": "INT8",
+    "int16": "INT16",
+    "int32": "INT32",
+    "int64": "INT64",
+    "float16": "FP16",
+    "float32": "FP32",
+    "float64": "FP64",
+}
+# The binary tensor extension: length of the JSON part that precedes the raw tensor bytes.
+BINARY_HEADER = "Inference-Header-Content-Length"
+_PLATFORMS = {"ort": "onnxruntime_onnx", "trt": "tensorrt_plan", "torch": "litevit_torch_eager"}
+
+
+class ApiError(Exception):
+    """A request the server refuses: HTTP ``status`` and one sentence for ``{"error": ...}``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+# --------------------------------------------------------------------------------------------
+# Models
+
+
+@dataclass
+class ServedModel:
+    """One artefact: its manifest, its batcher (and through it the runners), what it accepts."""
+
+    name: str
+    folder: Path
+    manifest: dict[str, Any]
+    backend: str
+    batcher: DynamicBatcher
+
+    @property
+    def inputs(self) -> list[TensorInfo]:
+        return self.batcher.runner_inputs
+
+    @property
+    def outputs(self) -> list[TensorInfo]:
+        return self.batcher.runner_outputs
+
+    @property
+    def axis(self) -> BatchAxis:
+        return self.batcher.axis
+
+    def public_shape(self, info: TensorInfo) -> list[int]:
+        """The shape a client sends or gets: -1 for a dynamic dim, and for axis 0 of a fixed batch
+        B > 1, which takes 1..B rows (padded to B)."""
+        shape = [-1 if isinstance(dim, str) else int(dim) for dim in info.shape]
+        if self.axis.kind == "fixed" and (self.axis.size or 0) > 1:
+            shape[0] = -1
+        return shape
+
+    def metadata(self) -> dict[str, Any]:
+        def describe(info: TensorInfo) -> dict[str, Any]:
+            return {"name": info.name, "datatype": kserve_datatype(info.dtype), "shape": self.public_shape(info)}
+
+        return {
+            "name": self.name,
+            "versions": [VERSION],
+            "platform": _PLATFORMS[self.backend],
+            "inputs": [describe(info) for info in self.inputs],
+            "outputs": [describe(info) for info in self.outputs],
+        }
+
+
+def kserve_datatype(numpy_dtype: str) -> str:
+    return KSERVE_DATATYPES.get(numpy_dtype, numpy_dtype.upper())
+
+
+def model_names(folders: Sequence[Path], manifests: Sequence[dict[str, Any]]) -> list[str]:
+    """Each artefact's manifest model name; artefacts that share one are named by their folders."""
+    models = [str(manifest["model"]) for manifest in manifests]
+    names = [
+        folder.name if models.count(model) > 1 else model
+        for folder, model in zip(folders, models, strict=True)
+    ]
+    clashes = sorted({name for name in names if names.count(name) > 1})
+    if clashes:
+        raise LitevitError(
+            f"two artefacts would both be served as {clashes[0]!r}: put them in folders with different names."
+        )
+    return names
+
+
+def load_models(
+    artifacts: Sequence[str | os.PathLike[str]],
+    *,
+    backend: str,
+    precision: str,
+    threads: int | None,
+    instances: int,
+    max_batch: int,
+    max_queue_delay_ms: float,
+) -> tuple[list[ServedModel], Metrics]:
+    """Read every manifest first (a bad folder fails before any runner opens), then start each
+    model's workers; on a failure the models already started are stopped."""
+    if not artifacts:
+        raise LitevitError("litevit serve needs at least one artefact folder.")
+    folders = [Path(artifact) for artifact in artifacts]
+    manifests = [read_manifest(folder) for folder in folders]
+    names = model_names(folders, manifests)
+    metrics = Metrics(names)
+    served: list[ServedModel] = []
+    try:
+        for name, folder, manifest in zip(names, folders, manifests, strict=True):
+
+            def opener(folder: Path = folder) -> Any:
+                return open_runner(folder, backend, precision=precision, threads=threads)
+
+            batcher = DynamicBatcher(
+                name,
+                opener,
+                instances=instances,
+                max_batch=max_batch,
+                max_queue_delay_s=max_queue_delay_ms / 1000.0,
+                on_batch=functools.partial(metrics.batch, name),
+            )
+            batcher.start()
+            served.append(ServedModel(name, folder, manifest, backend, batcher))
+    except BaseException:
+        for model in served:
+            model.batcher.stop()
+        raise
+    return served, metrics
