@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from litevit._compat import strict_zip
 from litevit.calibration.qdq import QuantSite, quantize
 from litevit.onnx_graphs import SCORES_OUTPUT, with_scores_output
 
@@ -61,10 +62,9 @@ def run_outputs(model: onnx.ModelProto, batches: Sequence[np.ndarray], threads: 
         labels, scores = [], []
         for batch in batches:
             result = dict(
-                zip(
+                strict_zip(
                     [o.name for o in session.get_outputs()],
                     session.run(None, {input_name: batch}),
-                    strict=True,
                 )
             )
             labels.append(result[model.graph.output[0].name])
@@ -115,9 +115,7 @@ def _miou_proxy(reference: np.ndarray, candidate: np.ndarray) -> float:
 
 
 def compare(reference: Outputs, candidate: Outputs) -> Agreement:
-    cosines = np.concatenate(
-        [_cosines(r, c) for r, c in zip(reference.scores, candidate.scores, strict=True)]
-    )
+    cosines = np.concatenate([_cosines(r, c) for r, c in strict_zip(reference.scores, candidate.scores)])
     if reference.labels is None or candidate.labels is None:
         ref_top1 = np.concatenate([r.argmax(axis=1) for r in reference.scores])
         cand_top1 = np.concatenate([c.argmax(axis=1) for c in candidate.scores])

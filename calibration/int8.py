@@ -32,6 +32,7 @@ import onnx
 
 from litevit._io import write_bytes, write_json
 from litevit._progress import Progress
+from litevit._compat import strict_zip
 from litevit.calibration.diagnose import (
     GRANULARITIES,
     Agreement,
@@ -261,7 +262,7 @@ def calibrate(
         pending: list[np.ndarray] = []
 
         def observe(arrays: np.ndarray, record: Callable[[dict[str, np.ndarray]], None]) -> None:
-            values = dict(zip(output_names, session.run(None, {input_name: arrays}), strict=True))
+            values = dict(strict_zip(output_names, session.run(None, {input_name: arrays})))
             record(values)
 
         for chunk in _batched(split.calibration, batch):

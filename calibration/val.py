@@ -47,6 +47,7 @@ import numpy as np
 from litevit._deps import has
 from litevit._io import write_json
 from litevit._progress import Progress
+from litevit._compat import strict_zip
 from litevit.artifacts import read_manifest
 from litevit.calibration.images import (
     Preprocessing,
@@ -443,7 +444,7 @@ def validate(
 
     if classifier:
         paths, labels, label_rule = _labelled_images(root, num_classes, manifest["data_config"]["label_set"])
-        label_of = dict(zip(paths, labels, strict=True))
+        label_of = dict(strict_zip(paths, labels))
     else:
         mask_of = _image_mask_pairs(root)
         paths, label_rule = list(mask_of), MASK_RULE
@@ -561,7 +562,7 @@ def format_val(result: ValResult) -> str:
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     table = "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(r, widths, strict=True)).rstrip() for r in rows
+        "  ".join(cell.ljust(width) for cell, width in strict_zip(r, widths)).rstrip() for r in rows
     )
     lines = [
         f"{result.model} ({result.task}) on {result.data}: {result.images} images, batch {result.batch}",

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from litevit._compat import strict_zip
 from litevit import __version__
 from litevit.calibration.int8 import DEFAULT_HOLDOUT, DEFAULT_SAMPLES, DEFAULT_TARGET, Int8Options
 from litevit.calibration.quant_report import configure_quant_report_parser, run_quant_report
@@ -94,9 +95,7 @@ def _format_table(rows: list[dict[str, Any]]) -> str:
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     out = [
-        "  ".join(
-            c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True))
-        )
+        "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(strict_zip(line, widths)))
         for line in lines
     ]
     out.insert(1, "  ".join("-" * w for w in widths))
@@ -320,7 +319,7 @@ def _format_bench(doc: dict[str, Any]) -> str:
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    table = "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+    table = "\n".join("  ".join(c.rjust(w) for c, w in strict_zip(r, widths)) for r in rows)
     scopes = sorted({run["timed_region"] for run in doc["runs"]})
     macs = (doc.get("complexity") or {}).get("macs")
     lines = [

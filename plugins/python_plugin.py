@@ -39,7 +39,7 @@ import tempfile
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Dict, Tuple, Union
 
 import numpy as np
 
@@ -60,8 +60,8 @@ LIST_ATTRIBUTES: dict[str, frozenset[str]] = {"RASA": frozenset({"dilations"})}
 # Keys of KernelSpec.kernels, by the name of the trt.DataType the tensors have.
 KERNEL_DTYPES = {"FLOAT": "float32", "HALF": "float16"}
 
-AttributeValue = int | tuple[int, ...]
-Attributes = dict[str, AttributeValue]
+AttributeValue = Union[int, Tuple[int, ...]]
+Attributes = Dict[str, AttributeValue]
 
 _INT32_RANGE = (-(2**31), 2**31 - 1)
 _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.MULTILINE)
@@ -345,7 +345,7 @@ def _dims(dims: Any) -> tuple[int, ...]:
     return tuple(int(dims[i]) for i in range(len(dims)))
 
 
-@functools.cache
+@functools.lru_cache(maxsize=None)
 def plugin_classes() -> tuple[type[Any], type[Any]]:
     """``(LitevitPlugin, LitevitPluginCreator)``, subclasses of the installed TensorRT's
     IPluginV3 interfaces and IPluginCreatorV3One."""

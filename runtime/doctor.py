@@ -14,7 +14,7 @@ import platform
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Tuple
 
 import litevit
 from litevit._deps import has
@@ -31,7 +31,7 @@ from litevit.runtime.trt_build import (
 
 _LABEL_WIDTH = 14
 
-Line = tuple[str, str]
+Line = Tuple[str, str]
 
 
 def _python() -> Line:

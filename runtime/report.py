@@ -21,11 +21,15 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import TYPE_CHECKING, Any
 
+from litevit._compat import strict_zip
 from litevit._deps import has
 from litevit._io import ensure_writable_dir, write_bytes
 from litevit.errors import LitevitError
+
+if TYPE_CHECKING:
+    from typing import TypeGuard  # novermin: Python 3.10, named only in (string) annotations
 
 SCHEMA = "litevit.bench/1"
 PLOTS_NEED_MATPLOTLIB = (
@@ -268,7 +272,7 @@ def _unique_labels(paths: Sequence[Path]) -> list[str]:
     """File stems; where two files share a stem (runs from several machines), prefix the folder."""
     stems = [p.stem for p in paths]
     labels = [f"{p.parent.name}/{p.stem}" if stems.count(p.stem) > 1 else p.stem for p in paths]
-    return [label if labels.count(label) == 1 else str(p) for label, p in zip(labels, paths, strict=True)]
+    return [label if labels.count(label) == 1 else str(p) for label, p in strict_zip(labels, paths)]
 
 
 def load_runs(json_paths: Iterable[str | os.PathLike[str]]) -> list[BenchRun]:
@@ -282,7 +286,7 @@ def load_runs(json_paths: Iterable[str | os.PathLike[str]]) -> list[BenchRun]:
             "no benchmark files given; pass one or more JSON files written by `litevit bench`."
         )
     docs = [load_bench_json(p) for p in paths]
-    return [BenchRun(p, label, doc) for p, label, doc in zip(paths, _unique_labels(paths), docs, strict=True)]
+    return [BenchRun(p, label, doc) for p, label, doc in strict_zip(paths, _unique_labels(paths), docs)]
 
 
 # ----------------------------------------------------------------------------- baselines

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from litevit._deps import has, missing, require
+from litevit._compat import strict_zip
 from litevit.artifacts import graph_file, read_manifest
 from litevit.errors import LitevitError
 from litevit.onnx_graphs import BUILTIN_ONNX_DOMAINS
@@ -298,7 +299,7 @@ class OrtRunner(Runner):
     def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         self._check_feeds(feeds)
         results = self.session.run(self._output_names, feeds)
-        return dict(zip(self._output_names, results, strict=True))
+        return dict(strict_zip(self._output_names, results))
 
     def timed_region(self, feeds: dict[str, np.ndarray], *, with_copies: bool = False) -> TimedRegion:
         self._check_feeds(feeds)
@@ -408,7 +409,7 @@ class TorchRunner(Runner):
     def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         self._check_feeds(feeds)
         results = self._forward(self._to_device(feeds))
-        return {info.name: r.cpu().numpy() for info, r in zip(self._outputs, results, strict=True)}
+        return {info.name: r.cpu().numpy() for info, r in strict_zip(self._outputs, results)}
 
     def timed_region(self, feeds: dict[str, np.ndarray], *, with_copies: bool = False) -> TimedRegion:
         self._check_feeds(feeds)

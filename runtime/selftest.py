@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from litevit._deps import has, require
+from litevit._compat import strict_zip
 from litevit import synthetic
 from litevit.calibration.int8 import MIN_CALIBRATION_IMAGES, Int8Options
 from litevit.errors import LitevitError
@@ -161,7 +162,7 @@ def format_rows(rows: list[SelftestRow]) -> str:
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
     text = [
-        "  ".join(cell.ljust(width) for cell, width in zip(line[:-1], widths, strict=True)) + "  " + line[-1]
+        "  ".join(cell.ljust(width) for cell, width in strict_zip(line[:-1], widths)) + "  " + line[-1]
         for line in lines
     ]
     text.insert(1, "  ".join("-" * width for width in widths) + "  " + "-" * len(header[-1]))

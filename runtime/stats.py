@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from litevit._compat import strict_zip
+
 PERCENTILES = (50, 90, 95, 99)
 STAT_KEYS = ("mean", "std", "min", *(f"p{p}" for p in PERCENTILES), "max")
 
@@ -26,7 +28,7 @@ def latency_stats(samples_ms: Sequence[float]) -> dict[str, float]:
         raise ValueError("latency samples must be finite numbers")
     percentiles = np.percentile(samples, PERCENTILES, method="linear")
     stats = {"mean": float(samples.mean()), "std": float(samples.std()), "min": float(samples.min())}
-    stats.update({f"p{p}": float(value) for p, value in zip(PERCENTILES, percentiles, strict=True)})
+    stats.update({f"p{p}": float(value) for p, value in strict_zip(PERCENTILES, percentiles)})
     stats["max"] = float(samples.max())
     return stats
 

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
 
+    Handler = Callable[[Request], Awaitable[Response]]
+
 
 SHUTTING_DOWN = "the server is shutting down and takes no new requests."
 
@@ -107,8 +109,6 @@ def build_app(service: Service) -> Starlette:
     from starlette.exceptions import HTTPException
     from starlette.responses import JSONResponse, PlainTextResponse, Response
     from starlette.routing import Route
-
-    Handler = Callable[["Request"], Awaitable["Response"]]
 
     def refusing_while_draining(handler: Handler) -> Handler:
         async def endpoint(request: Request) -> Response:

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from litevit._compat import strict_zip
 from litevit.runtime.runners import Runner, TensorInfo
 
 
@@ -231,7 +232,7 @@ class DynamicBatcher:
             for pending in batch:
                 self._run(runner, axis, [pending])
             return
-        for pending, result in zip(batch, results, strict=True):
+        for pending, result in strict_zip(batch, results):
             pending.settle(result, None)
 
     def _infer(self, runner: Runner, axis: BatchAxis, batch: list[_Pending]) -> list[dict[str, np.ndarray]]:
@@ -258,5 +259,5 @@ class DynamicBatcher:
         offsets = np.cumsum([0, *rows])
         return [
             {name: array[start:end] for name, array in outputs.items()}
-            for start, end in zip(offsets[:-1], offsets[1:], strict=True)
+            for start, end in strict_zip(offsets[:-1], offsets[1:])
         ]

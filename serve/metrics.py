@@ -7,6 +7,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from litevit._compat import strict_zip
 
 
 # --------------------------------------------------------------------------------------------
@@ -34,7 +35,7 @@ class _Histogram:
 
     def lines(self, name: str, labels: str) -> list[str]:
         lines, cumulative = [], 0
-        for bound, count in zip([*self.bounds, math.inf], self.counts, strict=True):
+        for bound, count in strict_zip([*self.bounds, math.inf], self.counts):
             cumulative += count
             le = "+Inf" if bound == math.inf else f"{bound:g}"
             lines.append(f'{name}_bucket{{{labels},le="{le}"}} {cumulative}')

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from litevit._compat import strict_zip
 from litevit.artifacts import read_manifest
 from litevit.errors import LitevitError
 from litevit.runtime.runners import TensorInfo, open_runner
@@ -84,7 +85,11 @@ class ServedModel:
 
     def metadata(self) -> dict[str, Any]:
         def describe(info: TensorInfo) -> dict[str, Any]:
-            return {"name": info.name, "datatype": kserve_datatype(info.dtype), "shape": self.public_shape(info)}
+            return {
+                "name": info.name,
+                "datatype": kserve_datatype(info.dtype),
+                "shape": self.public_shape(info),
+            }
 
         return {
             "name": self.name,
@@ -103,8 +108,7 @@ def model_names(folders: Sequence[Path], manifests: Sequence[dict[str, Any]]) ->
     """Each artefact's manifest model name; artefacts that share one are named by their folders."""
     models = [str(manifest["model"]) for manifest in manifests]
     names = [
-        folder.name if models.count(model) > 1 else model
-        for folder, model in zip(folders, models, strict=True)
+        folder.name if models.count(model) > 1 else model for folder, model in strict_zip(folders, models)
     ]
     clashes = sorted({name for name in names if names.count(name) > 1})
     if clashes:
@@ -134,7 +138,7 @@ def load_models(
     metrics = Metrics(names)
     served: list[ServedModel] = []
     try:
-        for name, folder, manifest in zip(names, folders, manifests, strict=True):
+        for name, folder, manifest in strict_zip(names, folders, manifests):
 
             def opener(folder: Path = folder) -> Any:
                 return open_runner(folder, backend, precision=precision, threads=threads)

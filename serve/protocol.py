@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from litevit._compat import strict_zip
 from litevit.runtime.runners import TensorInfo
 from litevit.serve.models import VERSION, ApiError, ServedModel, kserve_datatype
 
@@ -109,7 +110,7 @@ def _checked_shape(model: ServedModel, info: TensorInfo, shape: Any) -> tuple[in
         raise ApiError(400, f"input {info.name!r}: 'shape' must be a list of integers; got {shape!r}.")
     public = model.public_shape(info)
     mismatch = len(shape) != len(public) or any(
-        d < 0 or (want != -1 and d != want) for d, want in zip(shape, public, strict=True)
+        d < 0 or (want != -1 and d != want) for d, want in strict_zip(shape, public)
     )
     if mismatch:
         raise ApiError(

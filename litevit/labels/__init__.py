@@ -8,18 +8,18 @@ Facts copied from packages that ship them: ImageNet-1k ids and lemmas from timm 
 from __future__ import annotations
 
 import functools
-from importlib import resources
+from pathlib import Path
 
 from litevit.errors import LitevitError
 
 LABEL_SETS = ("imagenet1k", "ade20k150")
 
 
-@functools.cache
+@functools.lru_cache(maxsize=None)
 def _rows(label_set: str) -> tuple[tuple[str, str], ...]:
     if label_set not in LABEL_SETS:
         raise LitevitError(f"unknown label set {label_set!r}; known: {', '.join(LABEL_SETS)}.")
-    text = resources.files(__name__).joinpath(f"{label_set}.tsv").read_text(encoding="utf-8")
+    text = (Path(__file__).parent / f"{label_set}.tsv").read_text(encoding="utf-8")
     rows = [line.split("\t") for line in text.splitlines() if line and not line.startswith("#")]
     return tuple((a, b) for a, b in rows)
 

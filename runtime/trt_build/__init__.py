@@ -40,7 +40,12 @@ from litevit.runtime.trt_build.build import (
 from litevit.runtime.trt_build.calibration import CalibrationCache, implicit_calibration_batches
 from litevit.runtime.trt_build.cli import BUILD_DESCRIPTION, configure_build_parser, run_build
 from litevit.runtime.trt_build.features import MIN_TENSORRT, TrtFeatures, installed_features
-from litevit.runtime.trt_build.parity import PARITY_TOLERANCES, ParityTolerance, compare_outputs, engine_parity
+from litevit.runtime.trt_build.parity import (
+    PARITY_TOLERANCES,
+    ParityTolerance,
+    compare_outputs,
+    engine_parity,
+)
 from litevit.runtime.trt_build.plugins import (
     PLUGIN_LIBRARY,
     PLUGINS_ENV,
@@ -51,7 +56,12 @@ from litevit.runtime.trt_build.plugins import (
     plugin_library_to_load,
     plugin_registered,
 )
-from litevit.runtime.trt_build.profiles import DEFAULT_MAX_BATCH, ShapeRange, optimisation_profiles, parse_shapes
+from litevit.runtime.trt_build.profiles import (
+    DEFAULT_MAX_BATCH,
+    ShapeRange,
+    optimisation_profiles,
+    parse_shapes,
+)
 from litevit.runtime.trt_build.routing import OpRoute, ParserInput, graph_kind, route_custom_ops
 from litevit.runtime.trt_build.sidecar import (
     ENGINE_FORMAT,

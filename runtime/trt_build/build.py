@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import onnx
 
+from litevit._compat import remove_suffix
 from litevit._deps import require
 from litevit._io import ensure_writable_dir, sha256_file, write_bytes, write_json
 from litevit.artifacts import MANIFEST, graph_file, read_manifest
@@ -33,7 +34,13 @@ from litevit.runtime.trt_build.plugins import (
     plugins_record,
 )
 from litevit.runtime.trt_build.profiles import ShapeRange, graph_inputs, optimisation_profiles
-from litevit.runtime.trt_build.routing import GraphKind, ParserInput, graph_kind, graph_metadata, route_custom_ops
+from litevit.runtime.trt_build.routing import (
+    GraphKind,
+    ParserInput,
+    graph_kind,
+    graph_metadata,
+    route_custom_ops,
+)
 from litevit.runtime.trt_build.sidecar import ENGINE_FORMAT, sidecar_path
 from litevit.runtime.trt_build.tensorrt_log import CapturedLog, capturing_logger, tensorrt_failure
 
@@ -168,7 +175,7 @@ def build_engine(
         cache_path = (
             Path(calibration_cache)
             if calibration_cache is not None
-            else engine_path.with_name(engine_path.name.removesuffix(".engine") + ".calibration.cache")
+            else engine_path.with_name(remove_suffix(engine_path.name, ".engine") + ".calibration.cache")
         )
         cache = CalibrationCache(cache_path, calibration_key)
         calibration = ImplicitCalibration(cache, calibrator_batches, cache.read())

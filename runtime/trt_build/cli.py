@@ -8,6 +8,7 @@ from typing import Any
 
 import onnx
 
+from litevit._compat import remove_suffix
 from litevit._deps import require
 from litevit._io import sha256_file
 from litevit.errors import LitevitError
@@ -20,7 +21,12 @@ from litevit.runtime.trt_build.build import (
 )
 from litevit.runtime.trt_build.calibration import implicit_calibration_batches
 from litevit.runtime.trt_build.plugins import PLUGINS_ENV, PYTHON_PLUGINS
-from litevit.runtime.trt_build.profiles import DEFAULT_MAX_BATCH, graph_inputs, optimisation_profiles, parse_shapes
+from litevit.runtime.trt_build.profiles import (
+    DEFAULT_MAX_BATCH,
+    graph_inputs,
+    optimisation_profiles,
+    parse_shapes,
+)
 
 
 BUILD_DESCRIPTION = (
@@ -87,9 +93,9 @@ def configure_build_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def _engine_path_for(onnx_path: Path, precision: str) -> Path:
-    stem = onnx_path.name.removesuffix(".onnx")
+    stem = remove_suffix(onnx_path.name, ".onnx")
     for suffix in (".fp16", ".int8"):
-        stem = stem.removesuffix(suffix)
+        stem = remove_suffix(stem, suffix)
     return onnx_path.with_name(f"{stem}.{precision}.engine")
 
 

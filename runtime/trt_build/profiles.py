@@ -9,6 +9,7 @@ from typing import Any
 
 import onnx
 
+from litevit._compat import strict_zip
 from litevit.errors import LitevitError
 
 
@@ -50,7 +51,7 @@ def parse_shapes(specs: Sequence[str]) -> dict[str, ShapeRange]:
         dims = [_dims(part, spec) for part in parts]
         low, opt, high = (dims[0], dims[0], dims[0]) if len(dims) == 1 else dims
         if not len(low) == len(opt) == len(high) or not all(
-            a <= b <= c for a, b, c in zip(low, opt, high, strict=True)
+            a <= b <= c for a, b, c in strict_zip(low, opt, high)
         ):
             raise LitevitError(f"--shapes {spec!r} needs min <= opt <= max in every dim, with one rank.")
         if name in ranges:
@@ -98,7 +99,7 @@ def optimisation_profiles(
         if name in overrides:
             chosen = overrides[name]
             fits = len(chosen.min) == len(dims) and all(
-                d is None or lo == hi == d for d, lo, hi in zip(dims, chosen.min, chosen.max, strict=True)
+                d is None or lo == hi == d for d, lo, hi in strict_zip(dims, chosen.min, chosen.max)
             )
             if not fits:
                 raise LitevitError(
@@ -121,6 +122,6 @@ def optimisation_profiles(
                     f"input {name!r} has a dynamic dim {axis} whose range litevit cannot infer here; "
                     f"give it with --shapes {name}=MIN:OPT:MAX."
                 )
-        low, opt, high = (tuple(column) for column in zip(*per_axis, strict=True))
+        low, opt, high = (tuple(column) for column in strict_zip(*per_axis))
         profiles[name] = ShapeRange(low, opt, high)
     return profiles
