@@ -7,9 +7,12 @@
 2. the calibration key hashes the FP32 graph, the preprocessing, the method and every calibration
    file's content. A cache (``MODEL.int8.calib.json``) with the same key is reused and says so; one
    with another key is refused, naming what changed (``--recalibrate`` replaces it);
-3. activation ranges are measured with ONNX Runtime on CPU (``calibration.ranges``), Q/DQ pairs are
-   inserted on the inputs of weighted ops (``calibration.qdq``), optionally leaving the most
-   sensitive layers in FP32 (``--keep-fp32 auto`` or a list);
+3. activation ranges are measured with ONNX Runtime on CPU (``calibration.ranges``) for the inputs
+   and outputs of the weighted ops; from these one set of thresholds two Q/DQ graphs are derived
+   (``calibration.qdq``): ``MODEL.int8.onnx`` for TensorRT (Q/DQ on the inputs of weighted ops) and
+   ``MODEL.int8.ort.onnx`` for ONNX Runtime on a CPU (the form its QDQ fusions turn into integer
+   kernels), both optionally leaving the same most sensitive layers in FP32 (``--keep-fp32 auto``
+   or a list; the ranking is computed on the TensorRT graph);
 4. the INT8 (and FP16) graphs are compared with FP32 on the held-out images; the report is printed,
    written as ``MODEL.int8.report.json``, and the summary goes into the manifest.
 
@@ -56,6 +59,7 @@ from litevit.calibration.qdq import (
     fold_weight_transposes,
     quant_sites,
     quantize,
+    quantize_for_onnxruntime,
 )
 from litevit.calibration.ranges import METHODS, RangeCollector, passes_needed
 from litevit.errors import DataError, LitevitError
@@ -69,7 +73,8 @@ DEFAULT_TARGET = 0.99
 # Tolerance of the INT8 gate: mean logits cosine to FP32 on the held-out images.
 INT8_MIN_COSINE = 0.99
 # Bumped whenever the Q/DQ placement or scheme changes, so old caches are not reused for it.
-PLACEMENT_VERSION = "weighted-op-inputs/1"
+# /2: the outputs of weighted ops are calibrated too (the ONNX Runtime graph quantizes them).
+PLACEMENT_VERSION = "weighted-op-inputs-and-outputs/2"
 
 
 class CalibrationCacheError(LitevitError):
@@ -319,10 +324,12 @@ def load_holdout(
 @dataclass
 class Int8Result:
     path: Path
+    ort_path: Path
     cache_path: Path
     report_path: Path
     manifest_calibration: dict[str, Any]
     parity: dict[str, Any]
+    ort_parity: dict[str, Any]
     lines: list[str]
 
 
@@ -452,8 +459,24 @@ def write_int8(
     report["int8_written"] = asdict(final)
     report["fp32_layers"] = list(keep)
 
+    ort_graph = quantize_for_onnxruntime(folded, sites, run.amax, keep_fp32=set(keep))
+    ort_result = held_out.evaluate(runnable(ort_graph))
+    ort_latency = {
+        "fp32": latency["fp32"] if keep else median_latency_ms(runnable(folded), batches[0], threads),
+        "int8_onnxruntime": median_latency_ms(runnable(ort_graph), batches[0], threads),
+    }
+    report["int8_onnxruntime"] = {**asdict(ort_result), "ort_cpu_latency_ms": ort_latency}
+    fp32_ms, int8_ms = ort_latency["fp32"], ort_latency["int8_onnxruntime"]
+    lines.append(
+        f"  INT8 for ONNX Runtime ({len(keep)} group(s) in FP32) vs FP32: {ort_result.describe(prep.task)}; "
+        f"CPU median ms, batch {len(batches[0])}: FP32 {fp32_ms:.1f}, INT8 {int8_ms:.1f} "
+        f"({fp32_ms / int8_ms:.2f}x)"
+    )
+
     int8_path = folder / f"{model_name}.int8.onnx"
     write_bytes(int8_path, final_graph.SerializeToString())
+    ort_path = folder / f"{model_name}.int8.ort.onnx"
+    write_bytes(ort_path, ort_graph.SerializeToString())
     report_path = folder / f"{model_name}.int8.report.json"
     write_json(report_path, report)
     passed = final.cosine_mean >= INT8_MIN_COSINE
@@ -471,7 +494,11 @@ def write_int8(
         "folder": str(split.root.resolve()),
         "unreadable": len(run.unreadable),
         "reused_cache": run.reused_cache,
-        "placement": "Q/DQ on the inputs of Conv, MatMul, Gemm; symmetric INT8, weights per channel",
+        "placement": (
+            f"{int8_path.name} (TensorRT): Q/DQ on the inputs of Conv, MatMul, Gemm; symmetric INT8, weights "
+            f"per channel. {ort_path.name} (ONNX Runtime): also on their outputs, UINT8 activations, INT32 "
+            f"biases, grouped convolutions in FP32"
+        ),
         "fp32_layers": list(keep),
         "report": report_path.name,
     }
@@ -483,7 +510,12 @@ def write_int8(
         "passed": passed,
         "results": [asdict(final)],
     }
-    return Int8Result(int8_path, cache_path, report_path, calibration, parity, lines)
+    ort_parity = {
+        **parity,
+        "passed": ort_result.cosine_mean >= INT8_MIN_COSINE,
+        "results": [asdict(ort_result)],
+    }
+    return Int8Result(int8_path, ort_path, cache_path, report_path, calibration, parity, ort_parity, lines)
 
 
 def _resolve_keep(options: Int8Options, sites: Sequence[QuantSite]) -> list[str]:

@@ -5,7 +5,9 @@ An export writes an artefact folder (default ``./litevit-artifacts/MODEL/``)::
 
     MODEL.onnx        FP32 graph, custom ops per --ops (function | plugin | inline)
     MODEL.fp16.onnx   strongly typed FP16 graph (with --fp16)
-    MODEL.int8.onnx   Q/DQ INT8 graph calibrated on your images (with --int8 --calib DIR), with
+    MODEL.int8.onnx   Q/DQ INT8 graph for TensorRT calibrated on your images (with --int8 --calib
+                      DIR), MODEL.int8.ort.onnx the same calibration in the Q/DQ form ONNX Runtime
+                      runs as integer kernels on a CPU (manifest ``runtime: onnxruntime``), with
                       MODEL.int8.calib.json (keyed calibration cache) and MODEL.int8.report.json
                       (INT8/FP16 against FP32 on held-out images; see litevit.calibration)
     manifest.json     model + config, inputs/outputs, dynamic axes, opset, custom ops, mode,
@@ -328,7 +330,9 @@ def export_model(
             progress=progress,
         )
         files["int8"] = quantized.path
+        files["int8_ort"] = quantized.ort_path
         parity[quantized.path.name] = quantized.parity
+        parity[quantized.ort_path.name] = quantized.ort_parity
         calibration = quantized.manifest_calibration
         tables.append("\n".join(quantized.lines))
 
@@ -360,10 +364,7 @@ def export_model(
         "complexity": model_complexity(model, size, model_kwargs),
         "versions": _versions(),
         "export_seconds": round(export_seconds, 2),
-        "files": {
-            path.name: {"precision": key, "sha256": sha256_file(path), "bytes": path.stat().st_size}
-            for key, path in files.items()
-        },
+        "files": {path.name: _file_entry(key, path) for key, path in files.items()},
         "parity": parity,
         "calibration": calibration,
         "notices": notices,
@@ -383,6 +384,19 @@ def export_model(
         notices.append("TensorRT is not installed here, so no engine was built; on the target, build with:")
         notices.append(trt_build_hint(folder, model, spec, engines, bool(manifest["custom_ops"])))
     return result
+
+
+def _file_entry(key: str, path: Path) -> dict[str, Any]:
+    """A manifest ``files`` entry; a graph made for one runtime only names it (``runtime``)."""
+    precision, _, runtime = key.partition("_")
+    entry: dict[str, Any] = {
+        "precision": precision,
+        "sha256": sha256_file(path),
+        "bytes": path.stat().st_size,
+    }
+    if runtime:
+        entry["runtime"] = {"ort": "onnxruntime"}[runtime]
+    return entry
 
 
 def _io_description(values: Any) -> list[dict[str, Any]]:

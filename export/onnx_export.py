@@ -25,6 +25,7 @@ from litevit.errors import LitevitError
 from litevit.onnx_graphs import custom_nodes
 from litevit.models import model_cfg
 from litevit.models.segmentation import resize_logits
+from litevit.export.graph_passes import fold_static_shapes, optimize_graph
 from litevit.export.opset import EXPORTER_MIN_OPSET, MIN_OPSET, convert_opset, default_opset
 from litevit.ops import DOMAIN, OP_VERSION, OPS, OpDef
 from litevit.ops._define import PLUGIN_ATTRS
@@ -180,7 +181,7 @@ def torch_to_onnx(module: nn.Module, spec: GraphSpec, names: Sequence[str]) -> o
     if program is None:
         raise LitevitError(f"torch.onnx returned no program for {model_cfg(module).name}.")
     model = canonicalize_gelu(program.model_proto)
-    return convert_opset(model, spec.opset)
+    return optimize_graph(convert_opset(model, spec.opset))
 
 
 def canonicalize_gelu(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -274,13 +275,14 @@ def _nodes_by_op(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
 
 
 def inline_functions(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Replace every litevit node by its body: a graph of standard ops only."""
+    """Replace every litevit node by its body: a graph of standard ops only, with the bodies'
+    shape computations folded to constants where the sizes are static."""
     inlined = onnx.inliner.inline_local_functions(attach_functions(model))
     del inlined.functions[:]
     kept = [o for o in inlined.opset_import if o.domain != DOMAIN]
     del inlined.opset_import[:]
     inlined.opset_import.extend(kept)
-    return inlined
+    return fold_static_shapes(inlined)
 
 
 def apply_ops_mode(model: onnx.ModelProto, mode: str) -> onnx.ModelProto:

@@ -41,19 +41,38 @@ def has_graph(manifest: dict[str, Any], precision: str) -> bool:
     return any(e.get("precision") == precision and n.endswith(".onnx") for n, e in manifest["files"].items())
 
 
-def graph_file(folder: Path, manifest: dict[str, Any], precision: str, *, verify: bool = False) -> Path:
+def graph_file(
+    folder: Path,
+    manifest: dict[str, Any],
+    precision: str,
+    *,
+    runtime: str | None = None,
+    verify: bool = False,
+) -> Path:
     """The artefact's ONNX graph of ``precision`` (fp32, fp16, int8); ``verify`` also checks its
-    SHA-256 against the manifest. One sentence when it is absent, missing or modified."""
-    for name, entry in manifest["files"].items():
-        if entry.get("precision") == precision and name.endswith(".onnx"):
-            path = folder / name
-            if not path.is_file():
-                raise LitevitError(f"{str(path)!r} is listed in the manifest but missing.")
-            if verify and entry.get("sha256") and sha256_file(path) != entry["sha256"]:
-                raise LitevitError(
-                    f"{str(path)!r} does not match its SHA-256 in the manifest: it was modified or corrupted."
-                )
-            return path
+    SHA-256 against the manifest. One sentence when it is absent, missing or modified.
+
+    A graph made for one runtime carries ``runtime`` in its entry (``MODEL.int8.ort.onnx``:
+    onnxruntime); it is returned for that ``runtime`` only, in preference to the general graph of
+    the precision, which every other caller (TensorRT builds, reports) gets.
+    """
+    entries = [
+        (name, entry)
+        for name, entry in manifest["files"].items()
+        if entry.get("precision") == precision and name.endswith(".onnx")
+    ]
+    specific = [item for item in entries if runtime is not None and item[1].get("runtime") == runtime]
+    general = [item for item in entries if "runtime" not in item[1]]
+    if specific or general:
+        name, entry = (specific + general)[0]
+        path = folder / name
+        if not path.is_file():
+            raise LitevitError(f"{str(path)!r} is listed in the manifest but missing.")
+        if verify and entry.get("sha256") and sha256_file(path) != entry["sha256"]:
+            raise LitevitError(
+                f"{str(path)!r} does not match its SHA-256 in the manifest: it was modified or corrupted."
+            )
+        return path
     available = sorted({str(entry.get("precision")) for entry in manifest["files"].values()})
     how = _HOW_TO_EXPORT.get(precision, "re-export")
     raise LitevitError(

@@ -144,7 +144,9 @@ def open_runner(
     if backend == "ort":
         resolved_device = _parse_device(device or "cpu")
         onnx_path = (
-            graph_file(path, manifest, precision) if manifest is not None else _expect_suffix(path, ".onnx")
+            graph_file(path, manifest, precision, runtime="onnxruntime")
+            if manifest is not None
+            else _expect_suffix(path, ".onnx")
         )
         return OrtRunner(onnx_path, threads=threads, device=resolved_device)
     if backend == "torch":

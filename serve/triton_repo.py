@@ -214,7 +214,7 @@ def _plugin_library(folder: Path, manifest: dict[str, Any], sidecar: dict[str, A
 
 
 def _onnx_source(folder: Path, manifest: dict[str, Any], precision: str) -> Path:
-    graph = graph_file(folder, manifest, precision)
+    graph = graph_file(folder, manifest, precision, runtime="onnxruntime")
     if manifest.get("custom_ops") and manifest.get("ops_mode") == "plugin":
         raise LitevitError(
             f"{str(graph)!r} is a plugin-mode graph (its litevit ops have no function bodies), which "

@@ -6,9 +6,11 @@ import json
 import shutil
 
 import numpy as np
+import onnx
 import pytest
 from PIL import Image
 
+from litevit.artifacts import graph_file
 from litevit.calibration.int8 import CalibrationCacheError, Int8Options
 from litevit.cli import main
 from litevit.errors import DataError, LitevitError
@@ -64,6 +66,31 @@ def test_export_writes_qdq_graph_cache_report_and_manifest(artifact):
     with open_runner(out, "ort", precision="int8") as runner:
         x = np.zeros((1, 3, 32, 32), np.float32)
         assert runner.infer({runner.inputs()[0].name: x})[runner.outputs()[0].name].shape == (1, 10)
+
+
+def test_the_same_calibration_gives_an_onnxruntime_graph_the_ort_runner_uses(artifact):
+    _, out = artifact
+    manifest = json.loads((out / "manifest.json").read_text())
+    entry = manifest["files"]["lvt.int8.ort.onnx"]
+    assert entry["precision"] == "int8" and entry["runtime"] == "onnxruntime"
+    assert manifest["parity"]["lvt.int8.ort.onnx"]["passed"]
+    report = json.loads((out / "lvt.int8.report.json").read_text())
+    assert report["int8_onnxruntime"]["cosine_mean"] >= 0.995
+    # TensorRT builds, reports and everything else get the TensorRT graph; ONNX Runtime its own.
+    assert graph_file(out, manifest, "int8") == out / "lvt.int8.onnx"
+    with open_runner(out, "ort", precision="int8") as runner:
+        assert runner.path == out / "lvt.int8.ort.onnx"
+    # Both carry the same INT8 weights (the ONNX Runtime graph leaves grouped convolutions in FP32).
+    ort_weights, trt_weights = (
+        {
+            i.name: onnx.numpy_helper.to_array(i)
+            for i in onnx.load(str(out / name)).graph.initializer
+            if i.dims
+        }
+        for name in ("lvt.int8.ort.onnx", "lvt.int8.onnx")
+    )
+    shared = [n for n, w in trt_weights.items() if w.dtype == np.int8 and n in ort_weights]
+    assert len(shared) > 10 and all(np.array_equal(ort_weights[n], trt_weights[n]) for n in shared)
 
 
 def test_same_key_reuses_the_cache(artifact, trained_lvt, calib_dir):

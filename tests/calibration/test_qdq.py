@@ -1,6 +1,9 @@
 """The Q/DQ pass: where pairs go, the scheme TensorRT parses (symmetric, per-channel weights), and
 that the result runs on ONNX Runtime close to FP32. A small hand-built graph makes every case
-explicit; a smoke LVT export checks the custom ops are left in FP32 with their function bodies."""
+explicit; a smoke LVT export checks the custom ops are left in FP32 with their function bodies.
+The ONNX Runtime form is checked by what ONNX Runtime's optimiser makes of it."""
+
+from collections import Counter
 
 import numpy as np
 import onnx
@@ -14,6 +17,7 @@ from litevit.calibration.qdq import (
     quant_sites,
     quantization_metadata,
     quantize,
+    quantize_for_onnxruntime,
 )
 
 RNG = np.random.default_rng(0)
@@ -199,3 +203,93 @@ def test_custom_ops_keep_fp32_inputs_and_function_bodies():
     }
     reference, int8 = _run(model, x), _run(quantized, x)
     assert float((reference * int8).sum() / np.linalg.norm(reference) / np.linalg.norm(int8)) > 0.99
+
+
+def _ort_graph():
+    """Conv + bias -> Relu -> grouped Conv -> tokens -> Linear (MatMul + Add) -> attention MatMul
+    -> pooling -> Gemm head: every weighted-op shape the ONNX Runtime form handles."""
+    w1 = RNG.normal(0, 0.3, (8, 4, 3, 3)).astype(np.float32)
+    w_grouped = RNG.normal(0, 0.3, (8, 2, 3, 3)).astype(np.float32)
+    w_linear = RNG.normal(0, 0.3, (8, 16)).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu"),
+        helper.make_node("Conv", ["r1", "wg"], ["c2"], name="grouped", pads=[1, 1, 1, 1], group=4),
+        helper.make_node("Reshape", ["c2", "shape"], ["flat"], name="reshape"),
+        helper.make_node("Transpose", ["flat"], ["tokens"], name="to_tokens", perm=[0, 2, 1]),
+        helper.make_node("MatMul", ["tokens", "wl"], ["m"], name="linear"),
+        helper.make_node("Add", ["m", "bl"], ["mb"], name="linear_bias"),
+        helper.make_node("Transpose", ["mb"], ["mb_t"], name="mb_t", perm=[0, 2, 1]),
+        helper.make_node("MatMul", ["mb", "mb_t"], ["scores"], name="qk"),
+        helper.make_node("ReduceMean", ["scores"], ["pooled"], name="pool", axes=[2], keepdims=0),
+        helper.make_node("Gemm", ["pooled", "w_head", "b_head"], ["logits"], name="head", transB=1),
+    ]
+    inits = [
+        numpy_helper.from_array(w1, "w1"),
+        numpy_helper.from_array(RNG.normal(0, 0.5, 8).astype(np.float32), "b1"),
+        numpy_helper.from_array(w_grouped, "wg"),
+        numpy_helper.from_array(np.array([1, 8, 64], np.int64), "shape"),
+        numpy_helper.from_array(w_linear, "wl"),
+        numpy_helper.from_array(RNG.normal(0, 0.5, 16).astype(np.float32), "bl"),
+        numpy_helper.from_array(RNG.normal(0, 0.3, (10, 64)).astype(np.float32), "w_head"),
+        numpy_helper.from_array(RNG.normal(0, 0.5, 10).astype(np.float32), "b_head"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "ort_toy",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _optimized_op_types(model, tmp_path):
+    """Op types after ONNX Runtime's CPU graph optimisations (ORT_ENABLE_ALL)."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return Counter(n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node)
+
+
+def test_onnxruntime_form_is_fused_into_integer_kernels(tmp_path):
+    model = _ort_graph()
+    x = RNG.normal(0, 1, (1, 4, 8, 8)).astype(np.float32)
+    sites = quant_sites(model)
+    amax = _amax(model, sites, x)
+    assert {"c1", "m", "scores"} <= set(amax)  # outputs are calibrated as well as inputs
+    ops = _optimized_op_types(quantize_for_onnxruntime(model, sites, amax), tmp_path)
+    assert ops["QLinearConv"] == 1 and ops["Conv"] == 1  # the grouped convolution stays FP32
+    assert ops["QLinearMatMul"] == 2  # the Linear and the attention product
+    assert ops["QGemm"] == 1  # the head, float logits out
+    assert ops["MatMul"] == ops["Gemm"] == 0
+
+
+def test_onnxruntime_form_scheme_and_accuracy(toy):
+    model = _ort_graph()
+    x = RNG.normal(0, 1, (1, 4, 8, 8)).astype(np.float32)
+    sites = quant_sites(model)
+    amax = _amax(model, sites, x)
+    ort_form, trt_form = quantize_for_onnxruntime(model, sites, amax), quantize(model, sites, amax)
+    onnx.checker.check_model(ort_form, full_check=True)
+    inits = {i.name: numpy_helper.to_array(i) for i in ort_form.graph.initializer}
+    trt_inits = {i.name: numpy_helper.to_array(i) for i in trt_form.graph.initializer}
+    nodes = {n.output[0]: n for n in ort_form.graph.node}
+    # Activations: UINT8 around zero point 128 with the TensorRT form's scale; weights: the same INT8s.
+    q_x = next(n for n in ort_form.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == "x")
+    assert inits[q_x.input[2]].dtype == np.uint8 and int(inits[q_x.input[2]]) == 128
+    assert float(inits[q_x.input[1]]) == pytest.approx(amax["x"] / 127)
+    np.testing.assert_array_equal(inits["w1_quantized"], trt_inits["w1_quantized"])
+    # The conv bias: INT32 at scale s_x * s_w per output channel.
+    conv = next(n for n in ort_form.graph.node if n.name == "conv")
+    bias_dq = nodes[conv.input[2]]
+    bias, bias_scale = inits[bias_dq.input[0]], inits[bias_dq.input[1]]
+    assert bias.dtype == np.int32
+    np.testing.assert_allclose(bias_scale, amax["x"] / 127 * inits["w1_scale"], rtol=1e-6)
+    # The graph output (logits) is not quantized.
+    assert nodes["logits"].op_type == "Gemm"
+    reference, int8 = _run(model, x), _run(ort_form, x)
+    cosine = float((reference * int8).sum() / np.linalg.norm(reference) / np.linalg.norm(int8))
+    assert cosine > 0.999 and not np.array_equal(reference, int8)
