@@ -19,7 +19,8 @@ def custom_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
 
 
 def with_scores_output(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A check-only copy of a label-map graph that also returns the scores its ArgMax reads."""
+    """A check-only copy of a label-map graph that also returns the scores its ArgMax reads, as
+    (B, classes, H, W) whether the graph takes the ArgMax over axis 1 or, channels-last, over 3."""
     argmax = [n for n in model.graph.node if n.op_type == "ArgMax"]
     if len(argmax) != 1:
         raise LitevitError("a label-map graph must end in exactly one ArgMax.")
@@ -28,7 +29,12 @@ def with_scores_output(model: onnx.ModelProto) -> onnx.ModelProto:
     known = {v.name: v.type.tensor_type.elem_type for v in inferred.graph.value_info}
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
-    copy.graph.node.append(onnx.helper.make_node("Identity", [scores], [SCORES_OUTPUT]))
+    axis = next((a.i for a in argmax[0].attribute if a.name == "axis"), 0)
+    if axis == 3:  # the export's channels-last label tail: report the scores as (B, classes, H, W)
+        to_nchw = onnx.helper.make_node("Transpose", [scores], [SCORES_OUTPUT], perm=[0, 3, 1, 2])
+        copy.graph.node.append(to_nchw)
+    else:
+        copy.graph.node.append(onnx.helper.make_node("Identity", [scores], [SCORES_OUTPUT]))
     elem_type = known.get(scores, onnx.TensorProto.FLOAT)
     copy.graph.output.append(onnx.helper.make_tensor_value_info(SCORES_OUTPUT, elem_type, None))
     return copy
