@@ -10,7 +10,8 @@ of scikit-learn's digits from the trained fixture's training split, 64 more held
 * INT8 vs FP32 on the held-out images: top-1 agreement, logits cosine (mean, min);
 * ``fixture`` only (the reduced LVT trained on the digits): top-1 against the labels of all 360 test
   digits, FP32 and INT8;
-* ONNX Runtime CPU median latency, FP32 and INT8, batch 1 and 8 (30 timed runs after 3 warm-ups);
+* ONNX Runtime CPU median latency, batch 1 and 8 (30 timed runs after 3 warm-ups): FP32, the
+  TensorRT Q/DQ graph and the ONNX Runtime INT8 graph (all layers, and as written);
 * ``--keep-fp32 auto`` with target agreement 1.0 (unless ``--no-keep-auto``): which groups it keeps in
   FP32 and what that buys.
 
@@ -35,7 +36,7 @@ import onnx
 from litevit.calibration.diagnose import median_latency_ms, ort_session
 from litevit.calibration.images import Preprocessing, list_images
 from litevit.calibration.int8 import Int8Options
-from litevit.calibration.qdq import fold_weight_transposes, quant_sites, quantize
+from litevit.calibration.qdq import fold_weight_transposes, quant_sites, quantize, quantize_for_onnxruntime
 from litevit.calibration.ranges import METHODS
 from litevit.export import export_model
 from litevit.runtime.environment import collect_environment
@@ -118,9 +119,12 @@ def main() -> None:
             entry: dict[str, Any] = {"report": report, "latency_ms": {}}
             fp32 = onnx.load(folder / f"{model}.onnx")
             int8_written = onnx.load(folder / f"{model}.int8.onnx")
+            ort_written = onnx.load(folder / f"{model}.int8.ort.onnx")
             amax = json.loads((folder / f"{model}.int8.calib.json").read_text())["amax"]
             folded = fold_weight_transposes(fp32)
-            int8_all = quantize(folded, quant_sites(folded), amax)
+            sites = quant_sites(folded)
+            int8_all = quantize(folded, sites, amax)
+            ort_all = quantize_for_onnxruntime(folded, sites, amax)
             h, w = result.manifest["img_size"]
             for batch in BATCHES:
                 x = np.random.default_rng(0).normal(0, 1, (batch, 3, h, w)).astype(np.float32)
@@ -128,6 +132,8 @@ def main() -> None:
                     "fp32": median_latency_ms(fp32, x, args.threads, runs=30),
                     "int8": median_latency_ms(int8_all, x, args.threads, runs=30),
                     "int8_keep_fp32_auto": median_latency_ms(int8_written, x, args.threads, runs=30),
+                    "int8_ort": median_latency_ms(ort_all, x, args.threads, runs=30),
+                    "int8_ort_keep_fp32_auto": median_latency_ms(ort_written, x, args.threads, runs=30),
                 }
             if name == "fixture":
                 entry["test_top1"] = _fixture_top1(folder, result.manifest, labelled, args.threads)
@@ -145,6 +151,8 @@ def _print(name: str, entry: dict[str, Any]) -> None:
         f"INT8 (all layers) vs FP32: top-1 agreement {100 * base['agreement']:.2f} %, cosine mean "
         f"{base['cosine_mean']:.5f} (min {base['cosine_min']:.5f})"
     )
+    ort = report["int8_onnxruntime"]
+    print(f"ONNX Runtime INT8 graph (as written) vs FP32: cosine mean {ort['cosine_mean']:.5f}")
     if "fp16" in report:
         print(f"FP16 vs FP32: cosine {report['fp16']['cosine_mean']:.6f}")
     if "test_top1" in entry:
@@ -161,12 +169,16 @@ def _print(name: str, entry: dict[str, Any]) -> None:
             f"{'...' if len(auto['kept']) > 4 else ''}; agreement {100 * final['agreement']:.2f} %, "
             f"cosine {final['cosine_mean']:.5f}; target met: {auto['met']}"
         )
-    print("| batch | FP32 ms | INT8 ms | INT8/FP32 speed | INT8 keep-auto ms |")
-    print("|---:|---:|---:|---:|---:|")
+    print(
+        "| batch | FP32 ms | TensorRT Q/DQ graph ms | ORT INT8 graph ms | ORT INT8 speed-up "
+        "| keep-auto: TensorRT graph / ORT graph ms |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|")
     for batch, times in entry["latency_ms"].items():
         print(
-            f"| {batch} | {times['fp32']:.1f} | {times['int8']:.1f} | {times['fp32'] / times['int8']:.2f}x "
-            f"| {times['int8_keep_fp32_auto']:.1f} |"
+            f"| {batch} | {times['fp32']:.1f} | {times['int8']:.1f} | {times['int8_ort']:.1f} "
+            f"| {times['fp32'] / times['int8_ort']:.2f}x | {times['int8_keep_fp32_auto']:.1f} / "
+            f"{times['int8_ort_keep_fp32_auto']:.1f} |"
         )
     sys.stdout.flush()
 

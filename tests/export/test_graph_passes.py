@@ -184,3 +184,25 @@ def test_fold_static_shapes_leaves_large_constants_computed():
     assert [n.op_type for n in folded.graph.node] == ["Reshape", "ConstantOfShape", "Add"]
     x = RNG.normal(0, 1, (64, 128)).astype(np.float32)
     np.testing.assert_array_equal(_run(folded, {"x": x}), x)
+
+
+@pytest.mark.parametrize("name", ["elsa_swin_tiny", "segvit_vit_b_ade"])
+def test_onnxruntime_fuses_the_exported_graph(name, tmp_path):
+    """After ONNX Runtime's CPU optimisations (ORT_ENABLE_ALL) the exported graph keeps no GELU
+    decomposition (Erf), no shape computation, and no softmax ONNX Runtime must transpose for."""
+    module = create_model(name, smoke=True)
+    size = (64, 64) if name.startswith("elsa") else (32, 32)
+    spec = GraphSpec(size, 1, False, False, 17, "function")
+    graph = apply_ops_mode(torch_to_onnx(module, spec, ["logits"]), "function")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(
+        for_onnxruntime(graph).SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    optimized = onnx.load(str(tmp_path / "optimized.onnx"))
+    ops = {n.op_type for n in optimized.graph.node}
+    assert "Gelu" in ops and not {"Erf", "Shape", "Pow", "Sqrt"} & ops
+    assert ops & {"LayerNormalization", "SkipLayerNormalization"}
+    assert all(axis == rank - 1 for axis, rank in _softmax_axes(optimized))
