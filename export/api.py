@@ -206,7 +206,8 @@ def trt_build_hint(
     if plugins:
         lines.append(
             "  (build the library with `litevit plugins build`; TensorRT 8.5 spells the option "
-            "--plugins= and, like 8.6, needs the library or an export with --ops inline)"
+            "--plugins= and, like 8.6, needs the library or an export with --ops inline; either needs "
+            "the graphs exported with --trt 8.5 / --trt 8.6)"
         )
     return "\n".join(lines)
 
