@@ -56,8 +56,16 @@ from litevit.export.onnx_export import (
     validate,
 )
 from litevit.export.parity import TOLERANCES, ParityError, as_dicts, format_table, run_parity
+from litevit.export.trt_target import adapt_for_target, check_target
 from litevit.flops import count_model
 from litevit.models import create_model, get_model_cfg, load_pretrained, model_cfg
+from litevit.runtime.trt_build.parser_coverage import (
+    TARGET_RELEASES,
+    refusal,
+    release_support,
+    require_parser_support,
+    unsupported_nodes,
+)
 
 DEFAULT_OUT_ROOT = "litevit-artifacts"
 
@@ -198,7 +206,8 @@ def trt_build_hint(
     if plugins:
         lines.append(
             "  (build the library with `litevit plugins build`; TensorRT 8.5 spells the option "
-            "--plugins= and, like 8.6, needs the library or an export with --ops inline)"
+            "--plugins= and, like 8.6, needs the library or an export with --ops inline; either needs "
+            "the graphs exported with --trt 8.5 / --trt 8.6)"
         )
     return "\n".join(lines)
 
@@ -218,6 +227,7 @@ def export_model(
     int8_options: Int8Options | None = None,
     ops: str = "function",
     opset: int = 17,
+    trt: str | None = None,
     out_dir: str | os.PathLike[str] | None = None,
     check: bool = True,
     seg_output: str = "labels",
@@ -227,6 +237,12 @@ def export_model(
     log: Callable[[str], None] = print,
 ) -> ExportResult:
     """Export a registered model to an artefact folder and run the parity gate.
+
+    ``trt`` names the TensorRT release the graphs are for ("8.5", ... see
+    :mod:`litevit.export.trt_target`): the operators its ONNX parser lacks are written in ones it
+    has, and every graph is checked against that parser before it is written. Without it, the
+    graphs are written for TensorRT >= 10 and :attr:`ExportResult.notices` names the releases
+    whose parser could not take them.
 
     Raises :class:`LitevitError` for bad arguments and :class:`ParityError` (after writing the
     files and a manifest that records the failure) when a graph disagrees with PyTorch.
@@ -238,6 +254,8 @@ def export_model(
         raise LitevitError(f"unknown --seg-output {seg_output!r}; choose one of {', '.join(SEG_OUTPUTS)}.")
     if batch < 1:
         raise LitevitError(f"--batch must be at least 1; got {batch}.")
+    if trt is not None:
+        check_target_opset(check_target(trt), opset)
     size = cfg.check_img_size(img_size) if img_size is not None else cfg.input_size
     model_kwargs = dict(model_kwargs or {})
     weights_path = os.fspath(weights) if weights is not None else None
@@ -279,16 +297,25 @@ def export_model(
             onnx.StringStringEntryProto(key="litevit.ops_mode", value=ops),
         ]
     )
-    fp32 = apply_ops_mode(graph, ops)
-    validate(fp32, opset)
-    export_seconds = time.perf_counter() - start
-
+    plain = apply_ops_mode(graph, ops)
     files = {"fp32": folder / f"{model}.onnx"}
-    graphs = {"fp32": fp32}
+    graphs = {"fp32": plain}
     if fp16:
         files["fp16"] = folder / f"{model}.fp16.onnx"
-        graphs["fp16"] = convert_to_fp16(fp32)
-        validate(graphs["fp16"], opset)
+        # From the graph before any rewrite for the target: its FP16 rules keep a normalization in
+        # float32 as one op, which the rewrite then writes out in float32.
+        graphs["fp16"] = convert_to_fp16(plain)
+    rewrites: dict[str, dict[str, int]] = {}
+    for key in list(graphs):
+        if trt is not None:
+            graphs[key], rewrites[files[key].name] = adapt_for_target(graphs[key], trt)
+        validate(graphs[key], opset)
+        if trt is not None:
+            require_parser_support(graphs[key], trt, graph=files[key].name)
+    if trt is None:
+        notices.extend(parser_notices(graphs["fp32"], files["fp32"].name))
+    fp32 = graphs["fp32"]
+    export_seconds = time.perf_counter() - start
     for key, path in files.items():
         _save_onnx(graphs[key], path)
 
@@ -328,6 +355,8 @@ def export_model(
             progress=progress,
         )
         files["int8"] = quantized.path
+        if trt is not None:
+            require_parser_support(onnx.load(str(quantized.path)), trt, graph=quantized.path.name)
         parity[quantized.path.name] = quantized.parity
         calibration = quantized.manifest_calibration
         tables.append("\n".join(quantized.lines))
@@ -356,6 +385,8 @@ def export_model(
         "seg_output": seg_output if cfg.task == "segmentation" else None,
         "opset": opset,
         "ops_mode": ops,
+        "trt_target": trt,
+        "trt_rewrites": rewrites if trt is not None else None,
         "custom_ops": custom_op_usage(graph),
         "complexity": model_complexity(model, size, model_kwargs),
         "versions": _versions(),
@@ -383,6 +414,26 @@ def export_model(
         notices.append("TensorRT is not installed here, so no engine was built; on the target, build with:")
         notices.append(trt_build_hint(folder, model, spec, engines, bool(manifest["custom_ops"])))
     return result
+
+
+def check_target_opset(target: str, opset: int) -> None:
+    """Refuse an opset the target release's parser does not read."""
+    low, high = release_support(target).opset
+    if not low <= opset <= high:
+        raise LitevitError(
+            f"TensorRT {target}'s ONNX parser reads opsets {low} - {high}; leave out --opset {opset} "
+            f"for --trt {target}."
+        )
+
+
+def parser_notices(model: onnx.ModelProto, name: str) -> list[str]:
+    """One line per supported TensorRT release whose ONNX parser cannot take ``model`` as written."""
+    notices = []
+    for release in TARGET_RELEASES:
+        problems = unsupported_nodes(model, release)
+        if problems:
+            notices.append(f"note: {refusal(problems, name)}")
+    return notices
 
 
 def _io_description(values: Any) -> list[dict[str, Any]]:

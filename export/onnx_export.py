@@ -145,7 +145,7 @@ def torch_to_onnx(module: nn.Module, spec: GraphSpec, names: Sequence[str]) -> o
     if spec.opset < MIN_OPSET:
         raise LitevitError(
             f"opset {spec.opset} is not supported; litevit exports opset {MIN_OPSET} or newer "
-            f"(LayerNormalization needs 17; TensorRT 8.5/8.6 parse up to 17)."
+            f"(LayerNormalization needs 17; 17 is also the newest opset TensorRT 8.5/8.6 read)."
         )
     x = example_input(spec, model_cfg(module).size_divisor)
     table = {opdef.torch_op: _translation(opdef) for opdef in OPS.values()}

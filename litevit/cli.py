@@ -24,6 +24,7 @@ from litevit.runtime.selftest import DESCRIPTION as SELFTEST_DESCRIPTION
 from litevit.runtime.selftest import configure_selftest_parser, run_selftest
 from litevit.serve import SERVE_DESCRIPTION, configure_serve_parser, run_serve
 from litevit.runtime.trt_build import BUILD_DESCRIPTION, configure_build_parser, run_build
+from litevit.runtime.trt_build.parser_coverage import TARGET_RELEASES as TRT_RELEASES
 from litevit.serve.triton_repo import TRITON_REPO_DESCRIPTION, configure_triton_repo_parser, run_triton_repo
 
 
@@ -204,7 +205,19 @@ def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
         "(inline)",
     )
     parser.add_argument(
-        "--opset", type=int, default=17, help="ONNX opset (default: 17, what TensorRT 8.5/8.6 parse)"
+        "--opset",
+        type=int,
+        default=17,
+        help="ONNX opset (default: 17, the newest TensorRT 8.5/8.6 read; 18 for TensorRT >= 10 only)",
+    )
+    parser.add_argument(
+        "--trt",
+        metavar="RELEASE",
+        choices=TRT_RELEASES,
+        help="write the graphs for this TensorRT release's ONNX parser, one of "
+        f"{', '.join(TRT_RELEASES)}: operators it lacks are written in ones it has (8.5, JetPack 5.1: "
+        "LayerNormalization and CastLike; 8.6: CastLike), and every graph is checked against it "
+        "(default: graphs for TensorRT >= 10, with a note naming the releases that cannot parse them)",
     )
     parser.add_argument(
         "--seg-output",
@@ -259,6 +272,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             int8_options=_int8_options(args),
             ops=args.ops,
             opset=args.opset,
+            trt=args.trt,
             out_dir=args.out,
             check=not args.no_check,
             seg_output=args.seg_output,

@@ -692,6 +692,9 @@ class TrtRunner(Runner):
         self.device = device
         self.cuda = _open_cuda(_device_index(device))
         self.logger = trt.Logger(trt.Logger.WARNING)
+        # TensorRT's own plugins (ROIAlign_TRT, EfficientNMS_TRT, ...) must be registered before an
+        # engine that uses one is deserialized, as Polygraphy does.
+        trt.init_libnvinfer_plugins(self.logger, "")
         self.runtime = trt.Runtime(self.logger)
         engine = self.runtime.deserialize_cuda_engine(path.read_bytes())
         if engine is None:

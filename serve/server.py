@@ -14,11 +14,10 @@ from litevit._deps import has
 from litevit.errors import LitevitError, MissingDependencyError
 from litevit.runtime.runners import BACKENDS, PRECISIONS
 from litevit.serve.app import Service, build_app
-from litevit.serve.models import load_models
+from litevit.serve.models import DEFAULT_MAX_BATCH, load_models
 
 
 DEFAULT_PORT = 8000  # Triton's HTTP port: clients configured for Triton find the server there
-DEFAULT_MAX_BATCH = 8
 DEFAULT_MAX_QUEUE_DELAY_MS = 2.0
 DEFAULT_MAX_REQUEST_BYTES = 64 << 20
 
@@ -65,7 +64,7 @@ def serve(
     backend: str = "ort",
     host: str = "127.0.0.1",
     port: int = DEFAULT_PORT,
-    max_batch: int = DEFAULT_MAX_BATCH,
+    max_batch: int | None = None,
     max_queue_delay_ms: float = DEFAULT_MAX_QUEUE_DELAY_MS,
     instances: int = 1,
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
@@ -73,14 +72,15 @@ def serve(
     threads: int | None = None,
     log: Callable[[str], None] = print,
 ) -> None:
-    """Serve ``artifacts`` until SIGTERM/SIGINT, then drain and return."""
+    """Serve ``artifacts`` until SIGTERM/SIGINT, then drain and return. ``max_batch`` None: a
+    TensorRT engine's profile max batch, else :data:`DEFAULT_MAX_BATCH`."""
     _require_serving_stack()
     if backend not in BACKENDS:
         raise LitevitError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
     if precision not in PRECISIONS:
         raise LitevitError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
     for option, value, least in (
-        ("--max-batch", max_batch, 1),
+        ("--max-batch", 1 if max_batch is None else max_batch, 1),
         ("--instances", instances, 1),
         ("--max-request-bytes", max_request_bytes, 1),
         ("--port", port, 0),
@@ -109,7 +109,8 @@ def serve(
         shown_host = f"[{host}]" if ":" in host else host
         for model in models:
             batching = (
-                f"batches of up to {model.axis.max_rows(max_batch)} rows within {max_queue_delay_ms:g} ms"
+                f"batches of up to {model.axis.max_rows(model.batcher.max_batch)} rows within "
+                f"{max_queue_delay_ms:g} ms"
                 if model.axis.kind == "dynamic"
                 else f"fixed batch {model.axis.size} (requests packed and padded)"
                 if model.axis.kind == "fixed" and (model.axis.size or 0) > 1
@@ -185,10 +186,10 @@ def configure_serve_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-batch",
         type=int,
-        default=DEFAULT_MAX_BATCH,
         metavar="N",
         help="most rows one run takes when the graph's batch axis is dynamic (a fixed-batch graph takes "
-        "its own batch size; 1 turns batching off)",
+        "its own batch size; 1 turns batching off) (default: for --backend trt the largest batch of the "
+        f"engine's optimisation profile, from its sidecar; otherwise {DEFAULT_MAX_BATCH})",
     )
     parser.add_argument(
         "--max-queue-delay-ms",

@@ -44,6 +44,7 @@ from litevit.runtime.trt_build import (
     PLUGINS_ENV,
     PRECISIONS,
     PYTHON_PLUGINS,
+    engine_max_batch,
     read_engine_sidecar,
 )
 
@@ -157,15 +158,6 @@ def model_config(
     return "\n".join(lines) + "\n"
 
 
-def _engine_max_batch(sidecar: dict[str, Any] | None, manifest: dict[str, Any]) -> int | None:
-    """The largest batch every input's optimisation profile takes (None without a sidecar)."""
-    if sidecar is None or not sidecar.get("profiles"):
-        return None
-    profile = sidecar["profiles"][0]
-    limits = [int(profile[t["name"]]["max"][0]) for t in manifest["inputs"] if t["name"] in profile]
-    return min(limits) if limits else None
-
-
 def _max_batch_size(
     folder: Path, manifest: dict[str, Any], requested: int | None, engine_limit: int | None
 ) -> int:
@@ -276,7 +268,7 @@ def write_triton_repo(
         if backend == "trt":
             source, sidecar = _trt_source(folder, manifest, precision)
             plugin_library = _plugin_library(folder, manifest, sidecar)
-            engine_limit = _engine_max_batch(sidecar, manifest)
+            engine_limit = engine_max_batch(sidecar, [t["name"] for t in manifest["inputs"]])
         else:
             source, plugin_library, engine_limit = _onnx_source(folder, manifest, precision), None, None
         max_batch_size = _max_batch_size(folder, manifest, max_batch, engine_limit)

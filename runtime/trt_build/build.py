@@ -27,6 +27,7 @@ from litevit.runtime.trt_build.calibration import (
 )
 from litevit.runtime.trt_build.features import TrtFeatures
 from litevit.runtime.trt_build.parity import engine_parity, format_parity, parity_reference
+from litevit.runtime.trt_build.parser_coverage import TRT_TARGET_KEY, require_parser_support, target_notice
 from litevit.runtime.trt_build.plugins import (
     load_plugin_library,
     plugin_library_path,
@@ -179,6 +180,11 @@ def build_engine(
         )
         cache = CalibrationCache(cache_path, calibration_key)
         calibration = ImplicitCalibration(cache, calibrator_batches, cache.read())
+        if features.int8_calibrators_deprecated:
+            log(
+                f"note: TensorRT {features.version} deprecates implicit INT8 calibration (removed in 11); "
+                f"the Q/DQ graph (--int8-mode qdq) builds on every release"
+            )
     shape_ranges = optimisation_profiles(model, manifest, profiles or {})
     library = plugin_library_path(plugin_library)
     if library is not None:
@@ -186,10 +192,17 @@ def build_engine(
     parser_input = route_custom_ops(model, features, library, plugin_registered)
     for route in parser_input.routes:
         log(route.line)
+    target = (manifest or {}).get("trt_target") or graph_metadata(model, TRT_TARGET_KEY)
+    notice = target_notice(target, trt.__version__, source.name)
+    if notice is not None:
+        log(notice)
+    # Every node against this release's parser, before TensorRT sees the graph.
+    require_parser_support(parser_input.model, trt.__version__, graph=source.name, routes=parser_input.routes)
 
     captured = CapturedLog()
     logger = capturing_logger(captured)
-    # TensorRT's own plugins: the 8.x parser implements some standard ops with them.
+    # TensorRT's own plugins, before the parser looks for any: the 8.x parser implements some
+    # standard ops with them, and graphs may name one (ROIAlign_TRT).
     trt.init_libnvinfer_plugins(logger, "")
     builder = trt.Builder(logger)
     log_path = engine_path.with_name(engine_path.name + ".log")
@@ -238,6 +251,7 @@ def build_engine(
         "int8_mode": int8_mode if precision == "int8" else None,
         "builder_flags": flag_names,
         "parser_flags": parser_input.parser_flags,
+        "trt_target": target,
         "profiles": [{name: shapes.as_dict() for name, shapes in shape_ranges.items()}],
         "workspace_mb": workspace_mb,
         "dla_core": dla_core,
