@@ -36,10 +36,10 @@ import torch
 
 import litevit
 from litevit._deps import has
-from litevit.artifacts import MANIFEST, MANIFEST_VERSION, read_manifest
+from litevit.artifacts import MANIFEST, MANIFEST_VERSION, read_manifest, verify_files
 from litevit.calibration.images import Preprocessing
 from litevit.calibration.int8 import CalibrationSplit, Int8Options, write_int8
-from litevit._io import ensure_writable_dir, sha256_file, write_bytes, write_json
+from litevit._io import check_creatable_dir, ensure_writable_dir, sha256_file, write_bytes, write_json
 from litevit.errors import LitevitError
 from litevit.export.fp16 import convert_to_fp16
 from litevit.export.onnx_export import (
@@ -55,6 +55,7 @@ from litevit.export.onnx_export import (
     torch_to_onnx,
     validate,
 )
+from litevit.export.reexport import carry_over, previous_manifest, remove_stale
 from litevit.export.parity import TOLERANCES, ParityError, as_dicts, format_table, run_parity
 from litevit.export.trt_target import adapt_for_target, check_target
 from litevit.flops import count_model
@@ -79,6 +80,8 @@ class ExportResult:
     manifest: dict[str, Any]
     tables: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # still-valid files of the previous export
+    removed: list[str] = field(default_factory=list)  # its stale files, deleted
 
     @property
     def passed(self) -> bool:
@@ -261,7 +264,8 @@ def export_model(
     weights_path = os.fspath(weights) if weights is not None else None
     if weights_path is not None and not os.path.isfile(weights_path):
         raise LitevitError(f"weights file {weights_path!r} does not exist or is not a file.")
-    folder = ensure_writable_dir(out_dir if out_dir is not None else Path(DEFAULT_OUT_ROOT) / model)
+    # Created only when the first file is written: a refused export leaves no empty folder behind.
+    folder = check_creatable_dir(out_dir if out_dir is not None else Path(DEFAULT_OUT_ROOT) / model)
     notices: list[str] = []
     if int8:
         if calib is None:
@@ -316,6 +320,7 @@ def export_model(
         notices.extend(parser_notices(graphs["fp32"], files["fp32"].name))
     fp32 = graphs["fp32"]
     export_seconds = time.perf_counter() - start
+    ensure_writable_dir(folder)
     for key, path in files.items():
         _save_onnx(graphs[key], path)
 
@@ -336,6 +341,7 @@ def export_model(
             tables.append(format_table(f"parity {path.name} vs PyTorch FP32 (ONNX Runtime CPU):", results))
 
     calibration = None
+    int8_records: list[Path] = []
     if int8:
         assert int8_options is not None
         prep = Preprocessing.from_manifest(
@@ -359,6 +365,7 @@ def export_model(
             require_parser_support(onnx.load(str(quantized.path)), trt, graph=quantized.path.name)
         parity[quantized.path.name] = quantized.parity
         calibration = quantized.manifest_calibration
+        int8_records = [quantized.cache_path, quantized.report_path]
         tables.append("\n".join(quantized.lines))
 
     manifest = {
@@ -393,14 +400,21 @@ def export_model(
         "export_seconds": round(export_seconds, 2),
         "files": {
             path.name: {"precision": key, "sha256": sha256_file(path), "bytes": path.stat().st_size}
-            for key, path in files.items()
+            for key, path in [*files.items(), *(("int8", record) for record in int8_records)]
         },
         "parity": parity,
         "calibration": calibration,
         "notices": notices,
     }
+    previous = previous_manifest(folder)
+    kept = carry_over(folder, previous, manifest)
     write_json(folder / MANIFEST, manifest)
-    result = ExportResult(folder, files, manifest, tables, notices)
+    removed = remove_stale(folder, previous, manifest)
+    if kept:
+        notices.append(f"kept from the previous export (derived from the same FP32 graph): {', '.join(kept)}")
+    if removed:
+        notices.append(f"removed stale files of the previous export: {', '.join(removed)}")
+    result = ExportResult(folder, files, manifest, tables, notices, kept, removed)
     for table in tables:
         log(table)
     if check and not result.passed:
@@ -472,14 +486,7 @@ def check_artifacts(
     """Verify every file's SHA-256 and rerun the parity gate; returns the fresh parity results."""
     folder = Path(artifact_dir)
     manifest = read_manifest(folder)
-    for name, entry in manifest["files"].items():
-        path = folder / name
-        if not path.is_file():
-            raise LitevitError(f"{str(path)!r} is listed in the manifest but missing.")
-        if sha256_file(path) != entry["sha256"]:
-            raise LitevitError(
-                f"{str(path)!r} does not match its SHA-256 in the manifest: it was modified or corrupted."
-            )
+    verify_files(folder, manifest)
     weights = manifest.get("weights")
     if weights and (not os.path.isfile(weights["path"]) or sha256_file(weights["path"]) != weights["sha256"]):
         raise LitevitError(
@@ -503,6 +510,8 @@ def check_artifacts(
     )
     fresh: dict[str, Any] = {}
     for name, entry in manifest["files"].items():
+        if not name.endswith(".onnx"):
+            continue  # the INT8 calibration cache and report: hashes verified above
         if entry["precision"] == "int8":
             # INT8 is judged on images against FP32, not on synthetic inputs against PyTorch.
             log(f"{name}: hash verified; its accuracy needs images: litevit quant-report {folder} --data DIR")

@@ -13,7 +13,13 @@ from typing import Any
 
 from litevit._compat import strict_zip
 from litevit import __version__
-from litevit.calibration.int8 import DEFAULT_HOLDOUT, DEFAULT_SAMPLES, DEFAULT_TARGET, Int8Options
+from litevit.calibration.int8 import (
+    DEFAULT_HOLDOUT,
+    DEFAULT_PERCENTILE,
+    DEFAULT_SAMPLES,
+    DEFAULT_TARGET,
+    Int8Options,
+)
 from litevit.calibration.quant_report import configure_quant_report_parser, run_quant_report
 from litevit.calibration.ranges import METHODS
 from litevit.calibration.val import configure_val_parser, run_val
@@ -160,25 +166,25 @@ def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
     int8.add_argument(
         "--calib-samples",
         type=int,
-        default=DEFAULT_SAMPLES,
         metavar="N",
         help=f"at most N calibration images, evenly spaced over the folder (default: {DEFAULT_SAMPLES})",
     )
     int8.add_argument(
         "--holdout",
         type=int,
-        default=DEFAULT_HOLDOUT,
         metavar="N",
         help=f"images kept out of calibration for the accuracy report (default: {DEFAULT_HOLDOUT})",
     )
     int8.add_argument(
         "--calib-method",
         choices=METHODS,
-        default="minmax",
         help="activation ranges: minmax (default), entropy (TensorRT's KL method), percentile",
     )
     int8.add_argument(
-        "--percentile", type=float, default=99.99, metavar="P", help="for --calib-method percentile (99.99)"
+        "--percentile",
+        type=float,
+        metavar="P",
+        help=f"for --calib-method percentile (default: {DEFAULT_PERCENTILE})",
     )
     int8.add_argument(
         "--keep-fp32",
@@ -189,7 +195,6 @@ def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
     int8.add_argument(
         "--target-agreement",
         type=float,
-        default=DEFAULT_TARGET,
         metavar="F",
         help=f"--keep-fp32 auto stops when INT8 agrees with FP32 this often (default: {DEFAULT_TARGET})",
     )
@@ -222,7 +227,6 @@ def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seg-output",
         choices=("labels", "logits"),
-        default="labels",
         help="segmentation models: int32 label map at input size, resize + argmax in the graph (labels, "
         "default), or the head's native-resolution logits (logits)",
     )
@@ -239,15 +243,66 @@ def _int8_options(args: argparse.Namespace) -> Int8Options:
             if args.keep_fp32 == "auto"
             else [n.strip() for n in args.keep_fp32.split(",") if n.strip()]
         )
+
+    def given(value: Any, default: Any) -> Any:
+        return default if value is None else value
+
     return Int8Options(
-        method=args.calib_method,
-        percentile=args.percentile,
-        samples=args.calib_samples,
-        holdout=args.holdout,
+        method=given(args.calib_method, "minmax"),
+        percentile=given(args.percentile, DEFAULT_PERCENTILE),
+        samples=given(args.calib_samples, DEFAULT_SAMPLES),
+        holdout=given(args.holdout, DEFAULT_HOLDOUT),
         keep_fp32=keep,
-        target_agreement=args.target_agreement,
+        target_agreement=given(args.target_agreement, DEFAULT_TARGET),
         recalibrate=args.recalibrate,
     )
+
+
+def refuse_unused_export_options(args: argparse.Namespace) -> None:
+    """One sentence, before any work, for an option that this export would silently ignore."""
+    int8_only = [
+        option
+        for option, value in (
+            ("--calib", args.calib),
+            ("--calib-samples", args.calib_samples),
+            ("--holdout", args.holdout),
+            ("--calib-method", args.calib_method),
+            ("--percentile", args.percentile),
+            ("--keep-fp32", args.keep_fp32),
+            ("--target-agreement", args.target_agreement),
+            ("--recalibrate", args.recalibrate or None),
+        )
+        if value is not None
+    ]
+    if int8_only and not args.int8:
+        raise LitevitError(
+            f"{', '.join(int8_only)} {'applies' if len(int8_only) == 1 else 'apply'} to the INT8 graph only: "
+            f"add --int8 (with --calib DIR) or drop {'it' if len(int8_only) == 1 else 'them'}."
+        )
+    if args.percentile is not None and args.calib_method != "percentile":
+        raise LitevitError(
+            "--percentile applies to --calib-method percentile only: add that or drop --percentile."
+        )
+    if args.target_agreement is not None and args.keep_fp32 != "auto":
+        raise LitevitError(
+            "--target-agreement is what --keep-fp32 auto aims for: add --keep-fp32 auto or drop "
+            "--target-agreement."
+        )
+    if args.threads is not None and args.no_check and not args.int8:
+        raise LitevitError(
+            "--threads sets ONNX Runtime's threads for the parity gate and INT8 calibration, and this export "
+            "runs neither (--no-check, no --int8): drop --threads."
+        )
+    if args.use_ema and args.weights is None:
+        raise LitevitError("--use-ema picks the EMA weights of a checkpoint: add --weights PATH or drop it.")
+    if args.seg_output is not None:
+        from litevit.models import get_model_cfg
+
+        task = get_model_cfg(args.model).task
+        if task != "segmentation":
+            raise LitevitError(
+                f"--seg-output applies to segmentation models; {args.model} is a {task} model: drop it."
+            )
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -255,6 +310,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     for module in ("torch", "onnxscript", "onnxruntime"):
         require(module)
+    refuse_unused_export_options(args)
     from litevit.export import ParityError, export_model
 
     try:
@@ -275,14 +331,17 @@ def _cmd_export(args: argparse.Namespace) -> int:
             trt=args.trt,
             out_dir=args.out,
             check=not args.no_check,
-            seg_output=args.seg_output,
+            seg_output=args.seg_output or "labels",
             threads=args.threads,
         )
     except ParityError as exc:
         print(f"litevit: parity gate FAILED: {exc}", file=sys.stderr)
         return 1
     for name, entry in result.manifest["files"].items():
-        print(f"wrote {result.out_dir / name} ({entry['bytes'] / 1e6:.1f} MB)")
+        if name not in result.kept:
+            size = entry["bytes"]
+            shown = f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.1f} kB"
+            print(f"wrote {result.out_dir / name} ({shown})")
     print(f"wrote {result.out_dir / 'manifest.json'}")
     for notice in result.notices:
         print(notice)
@@ -361,6 +420,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         device=args.device,
         protocol=args.protocol,
         progress=True,
+        allow_few_iterations=args.allow_few_iterations,
         log=lambda s: print(s, file=sys.stderr),
     )
     print(_format_bench(doc))
@@ -441,6 +501,11 @@ def build_parser() -> argparse.ArgumentParser:
     budget = bench.add_mutually_exclusive_group()
     budget.add_argument("--iters", type=int, metavar="N", help="timed iterations (default: 200)")
     budget.add_argument("--seconds", type=float, metavar="S", help="time for S seconds instead")
+    bench.add_argument(
+        "--allow-few-iterations",
+        action="store_true",
+        help="keep a run with fewer timed iterations than its p99 needs (100); refused otherwise",
+    )
     bench.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: the runtime's)")
     bench.add_argument(
         "--device", metavar="DEV", help="cpu or cuda[:N] (default: cpu for ort/torch, cuda:0 for trt)"

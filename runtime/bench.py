@@ -47,9 +47,10 @@ from litevit._progress import Progress
 from litevit._io import ensure_writable_dir, sha256_file, write_json
 from litevit.artifacts import MANIFEST, read_manifest
 from litevit.errors import LitevitError, MissingDependencyError
+from litevit.runtime import machine_load
 from litevit.runtime.environment import collect_environment
 from litevit.runtime.runners import Runner, TensorInfo, TimedRegion, open_runner
-from litevit.runtime.stats import images_per_second, latency_stats
+from litevit.runtime.stats import PERCENTILES, images_per_second, latency_stats, samples_needed
 from litevit.runtime.tegrastats import TegrastatsSampler, summarize_samples
 
 SCHEMA = "litevit.bench/1"
@@ -101,13 +102,17 @@ def run_benchmark(
     device: str | None = None,
     protocol: str = "synthetic",
     progress: bool = False,
+    allow_few_iterations: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Benchmark ``target`` (artefact folder, ``.onnx``/``.engine`` file, or a registered model
     name, which is exported first into ./litevit-artifacts/MODEL and needs torch); returns the
     ``litevit.bench/1`` document. Without ``iterations`` and ``seconds``, times 200 iterations.
+    A run with fewer iterations than its p99 needs is refused unless ``allow_few_iterations``;
+    the machine's load before and after the runs is recorded, with a warning when it was busy.
     """
     batch_sizes = _check_settings(batches, warmup, iterations, seconds, protocol)
+    _check_iterations_requested(iterations, allow_few_iterations)
     if iterations is None and seconds is None:
         iterations = DEFAULT_ITERATIONS
     path = resolve_target(target, precision=precision, protocol=protocol, log=log)
@@ -121,6 +126,7 @@ def run_benchmark(
     sampler = TegrastatsSampler(TEGRASTATS_INTERVAL_MS)
     try:
         environment = collect_environment(threads)
+        load_start = machine_load.snapshot()
         if sampler.available and not sampler.start():
             notes.append("tegrastats is installed but did not start, so no power was sampled.")
         elif not sampler.available and environment.get("jetson"):
@@ -156,6 +162,11 @@ def run_benchmark(
     finally:
         sampler.stop()
         runner.close()
+    load = machine_load.load_record(load_start, machine_load.snapshot())
+    if load["warning"]:
+        log(f"warning: {load['warning']}")
+        notes.append(load["warning"])
+    notes.extend(_check_iterations_done(runs, seconds, allow_few_iterations))
     if sampler.available and any(run["power"] is None for run in runs):
         notes.append(
             f"some runs were shorter than one tegrastats interval ({TEGRASTATS_INTERVAL_MS} ms) "
@@ -178,6 +189,7 @@ def run_benchmark(
         "protocol": protocol,
         "complexity": complexity_for(manifest),
         "runs": runs,
+        "machine_load": load,
         "reference": _reference(manifest),
         "notes": notes,
     }
@@ -261,6 +273,40 @@ def _check_settings(
     if seconds is not None and not (seconds > 0 and math.isfinite(seconds)):
         raise LitevitError(f"--seconds must be a positive number; got {seconds}.")
     return batch_sizes
+
+
+def _check_iterations_requested(iterations: int | None, allow_few: bool) -> None:
+    needed = samples_needed(PERCENTILES)
+    if iterations is not None and iterations < needed and not allow_few:
+        raise LitevitError(
+            f"--iters {iterations} is too few for the p{max(PERCENTILES)} latency the benchmark reports, "
+            f"which needs at least {needed} iterations: use --iters {needed} or more, or pass "
+            f"--allow-few-iterations to accept percentiles interpolated from fewer samples."
+        )
+
+
+def _check_iterations_done(runs: list[dict[str, Any]], seconds: float | None, allow_few: bool) -> list[str]:
+    """After a --seconds run: refuse (or, when allowed, note) a run with too few iterations."""
+    needed = samples_needed(PERCENTILES)
+    notes = []
+    for run in runs:
+        count = run["iterations"]
+        if count >= needed:
+            continue
+        what = f"batch {run['batch']} ({run['measure']})"
+        if not allow_few:
+            budget = f"in {seconds:g} s " if seconds is not None else ""
+            longer = math.ceil(1.5 * needed * run["latency_ms"]["mean"] / 1000.0)
+            raise LitevitError(
+                f"only {count} timed iteration(s) of {what} ran {budget}but the p{max(PERCENTILES)} latency "
+                f"needs at least {needed}: run longer (--seconds {longer} or --iters {needed}), or pass "
+                f"--allow-few-iterations to keep percentiles interpolated from fewer samples."
+            )
+        notes.append(
+            f"{what} has {count} iterations, fewer than the {needed} its p{max(PERCENTILES)} needs: its "
+            f"percentiles are interpolated from too few samples."
+        )
+    return notes
 
 
 def synthetic_feeds(

@@ -136,6 +136,11 @@ def open_runner(
         raise LitevitError(f"threads must be at least 1; got {threads}.")
     if compile and backend != "torch":
         raise LitevitError("compile=True (torch.compile) applies to the torch backend only.")
+    if threads is not None and backend == "trt":
+        raise LitevitError(
+            "--threads sets the CPU threads of the ort and torch backends; a TensorRT engine runs on the "
+            "GPU: drop --threads."
+        )
     path = Path(target)
     if not path.exists():
         raise LitevitError(f"{str(path)!r} does not exist.")

@@ -143,6 +143,38 @@ def model_max_batch(
     return requested
 
 
+def unused_batching_options(
+    models: Sequence[ServedModel], max_batch: int | None, max_queue_delay_ms: float | None
+) -> list[str]:
+    """One warning per model on which a batching option the user gave (not None) cannot take
+    effect: ``--max-batch`` acts on a dynamic batch axis only; ``--max-queue-delay-ms`` on a
+    dynamic axis or a fixed batch larger than 1 (which is packed within that delay)."""
+    warnings = []
+    for model in models:
+        axis = model.axis
+        if axis.kind == "dynamic":
+            continue
+        packs = axis.kind == "fixed" and (axis.size or 0) > 1
+        ignored = []
+        if max_batch is not None and max_batch != axis.max_rows(max_batch):
+            ignored.append(f"--max-batch {max_batch}")
+        if max_queue_delay_ms is not None and not packs:
+            ignored.append(f"--max-queue-delay-ms {max_queue_delay_ms:g}")
+        if not ignored:
+            continue
+        if packs:
+            shape = f"takes a fixed batch of {axis.size} (requests are packed and zero-padded to it)"
+        elif axis.kind == "fixed":
+            shape = "takes a fixed batch of 1, so it runs one request at a time"
+        else:
+            shape = "has no batch axis shared by its inputs and outputs, so it runs one request at a time"
+        warnings.append(
+            f"warning: {' and '.join(ignored)} cannot take effect on {model.name}: its graph {shape}; "
+            f"export it with --dynamic-batch to batch requests."
+        )
+    return warnings
+
+
 def load_models(
     artifacts: Sequence[str | os.PathLike[str]],
     *,

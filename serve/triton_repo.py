@@ -30,6 +30,7 @@ import argparse
 import os
 import shlex
 import shutil
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -308,6 +309,31 @@ def write_triton_repo(
     return [model for model, _, _ in planned]
 
 
+def unused_batching_options(
+    models: Sequence[TritonModel],
+    max_batch: int | None,
+    preferred_batch_sizes: Sequence[int],
+    max_queue_delay_us: int | None,
+) -> list[str]:
+    """One warning per model written without batching (a fixed-batch graph: max_batch_size 0, no
+    dynamic_batching block) for the batching options the user gave, which then cannot take effect."""
+    given = [
+        option
+        for option, value in (
+            ("--max-batch", max_batch),
+            ("--preferred-batch-sizes", list(preferred_batch_sizes) or None),
+            ("--max-queue-delay-us", max_queue_delay_us),
+        )
+        if value is not None
+    ]
+    return [
+        f"warning: {' and '.join(given)} cannot take effect on {model.name}: its graph takes a fixed batch, "
+        f"so Triton runs it unbatched (max_batch_size 0); export it with --dynamic-batch to batch requests."
+        for model in models
+        if given and model.max_batch_size == 0
+    ]
+
+
 def plugin_instructions(repo: str | os.PathLike[str], models: Sequence[TritonModel]) -> list[str]:
     """How to start ``tritonserver`` on this repository, with the plugin library loaded where a
     TensorRT model needs it; and the ONNX Runtime note for ONNX models."""
@@ -374,7 +400,6 @@ def configure_triton_repo_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-queue-delay-us",
         type=int,
-        default=DEFAULT_QUEUE_DELAY_US,
         metavar="US",
         help=f"how long a request may wait for others to batch with (default: {DEFAULT_QUEUE_DELAY_US})",
     )
@@ -396,10 +421,16 @@ def run_triton_repo(args: argparse.Namespace) -> int:
         precision=args.precision,
         max_batch=args.max_batch,
         preferred_batch_sizes=args.preferred_batch_sizes,
-        max_queue_delay_us=args.max_queue_delay_us,
+        max_queue_delay_us=DEFAULT_QUEUE_DELAY_US
+        if args.max_queue_delay_us is None
+        else args.max_queue_delay_us,
         instances=args.instances,
         device=args.device,
     )
+    for warning in unused_batching_options(
+        models, args.max_batch, args.preferred_batch_sizes, args.max_queue_delay_us
+    ):
+        print(warning, file=sys.stderr)
     for model in models:
         batching = f"max_batch_size {model.max_batch_size}" if model.max_batch_size else "fixed batch"
         print(f"wrote {model.directory}/config.pbtxt and {model.model_file} ({batching})")

@@ -16,7 +16,7 @@ import onnx
 from litevit._compat import remove_suffix
 from litevit._deps import require
 from litevit._io import ensure_writable_dir, sha256_file, write_bytes, write_json
-from litevit.artifacts import MANIFEST, graph_file, read_manifest
+from litevit.artifacts import MANIFEST, file_sha256, graph_file, read_manifest, verified_file
 from litevit.errors import LitevitError
 from litevit.runtime import environment, runners
 from litevit.runtime.trt_build.calibration import (
@@ -260,7 +260,7 @@ def build_engine(
         "source": {
             "onnx": source.name,
             "path": str(source.resolve()),
-            "sha256": sha256_file(source),
+            "sha256": file_sha256(source),
             "graph": kind,
             "model": manifest["model"] if manifest else graph_metadata(model, "litevit.model"),
             "artifact": str(source.parent.resolve()) if manifest else None,
@@ -378,7 +378,10 @@ def artifact_manifest_for(onnx_path: Path) -> dict[str, Any] | None:
     if not (onnx_path.parent / MANIFEST).is_file():
         return None
     manifest = read_manifest(onnx_path.parent)
-    return manifest if onnx_path.name in manifest["files"] else None
+    if onnx_path.name not in manifest["files"]:
+        return None
+    verified_file(onnx_path.parent, manifest, onnx_path.name)
+    return manifest
 
 
 def artifact_graph(
@@ -387,10 +390,10 @@ def artifact_graph(
     """Which of the artefact's graphs a build needs: FP32 for fp32, weakly typed fp16 (+ FP16
     flag) and implicit INT8; the FP16 graph for strongly typed fp16; the Q/DQ graph for INT8."""
     if precision == "fp16" and strong:
-        return graph_file(folder, dict(manifest), "fp16", verify=True)
+        return graph_file(folder, dict(manifest), "fp16")
     if precision == "int8" and int8_mode == "qdq":
-        return graph_file(folder, dict(manifest), "int8", verify=True)
-    return graph_file(folder, dict(manifest), "fp32", verify=True)
+        return graph_file(folder, dict(manifest), "int8")
+    return graph_file(folder, dict(manifest), "fp32")
 
 
 def build_artifact(
@@ -427,7 +430,7 @@ def build_artifact(
         shape = optimisation_profiles(model, manifest, profiles or {})[graph_inputs(model)[0][0]].opt
         if calib is None:
             raise LitevitError("implicit INT8 needs calibration images: pass --calib DIR.")
-        batches, key = implicit_calibration_batches(manifest, calib, shape, sha256_file(source))
+        batches, key = implicit_calibration_batches(manifest, calib, shape, file_sha256(source))
     return build_engine(
         source,
         engine,

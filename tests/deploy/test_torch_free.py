@@ -69,6 +69,15 @@ def test_detector_metrics_without_pycocotools_are_one_sentence():
     )
 
 
+def test_importing_the_export_package_without_torch_is_the_install_sentence():
+    proc = _run("try:\n    import litevit.export\nexcept ImportError as e:\n    print(type(e).__name__, e)\n")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == (
+        "MissingDependencyError torch is not installed; the model zoo, FLOP counting and export needs it: "
+        "pip install 'litevit[author]' (torch)."
+    )
+
+
 def test_cli_without_torch_exits_2_with_one_line():
     proc = _run("from litevit.cli import main; sys.exit(main(['info', 'lvt']))")
     assert proc.returncode == 2

@@ -29,7 +29,7 @@ KEYS_DIR = Path(__file__).parents[1] / "fixtures" / "keys"
 VARIANTS = ["26m", "52m", "96m", "151m", "214m", "294m", "508m"]
 
 # Parameter counts measured by instantiating the official AAboys/MobileFormer classes
-# (models.md §4.3: 3.233 / 3.469 / 4.585 / 7.596 / 9.426 / 11.423 / 13.977 M).
+# (docs/model-figures.md, Mobile-Former: 3.233 / 3.469 / 4.585 / 7.596 / 9.426 / 11.423 / 13.977 M).
 OFFICIAL_PARAMS = {
     "26m": 3_232_788,
     "52m": 3_469_092,

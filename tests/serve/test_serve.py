@@ -575,6 +575,14 @@ BAD_REQUESTS = [
         "not a decodable JPEG or PNG",
     ),
     (
+        "text file as an image",
+        "POST",
+        "/v2/models/mobile_former_26m/image",
+        b"name,score\ncat,0.9\n",
+        400,
+        "(its bytes are not any image format); send the bytes of a JPEG or PNG file",
+    ),
+    (
         "image for a non-image model",
         "POST",
         "/v2/models/toy/image",
@@ -599,7 +607,8 @@ def test_bad_requests_get_4xx_naming_the_problem(server, method, path, body, sta
     got, response_headers, raw = server.request(method, path, body, headers)
     assert got == status, raw
     assert response_headers["content-type"] == "application/json"
-    assert message in json.loads(raw)["error"]
+    error = json.loads(raw)["error"]
+    assert message in error and " at 0x" not in error  # no Python object reprs
     assert server.request("GET", "/v2/health/ready")[0] == 200
 
 
