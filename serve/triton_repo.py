@@ -20,8 +20,10 @@ are written as -1. Field names follow Triton's ``model_config.proto`` (``ModelCo
 
 TensorRT engines that run litevit's custom ops as plugins need ``liblitevit_plugins.so`` inside
 ``tritonserver``: :func:`plugin_instructions` says how (``LD_PRELOAD`` or the TensorRT backend's
-``plugins=`` option). Triton's ONNX Runtime backend runs litevit's ops through the model-local
-function bodies of an ``--ops function`` (or ``--ops inline``) export; a plugin-mode graph is refused.
+``plugins=`` option). Both only dlopen the library, which registers its plugins when it is loaded
+on every TensorRT release (8.5 on; ``plugins/common/register.cpp``), so the same lines serve all.
+Triton's ONNX Runtime backend runs litevit's ops through the model-local function bodies of an
+``--ops function`` (or ``--ops inline``) export; a plugin-mode graph is refused.
 """
 
 from __future__ import annotations
@@ -350,7 +352,8 @@ def plugin_instructions(repo: str | os.PathLike[str], models: Sequence[TritonMod
         lines += [
             f"{needing} run litevit's custom ops as TensorRT plugins: load {', '.join(libraries)} into "
             f"tritonserver (built against the same TensorRT as its tensorrt backend; `litevit plugins build` "
-            f"on that machine, or ${PLUGINS_ENV} there) either with",
+            f"on that machine, or ${PLUGINS_ENV} there; it registers its plugins when loaded, on every "
+            f"TensorRT release) either with",
             f"  LD_PRELOAD={preload}:${{LD_PRELOAD}} tritonserver --model-repository={repository}",
             "or with the TensorRT backend's plugins option (several libraries separated by ';'):",
             f"  tritonserver --model-repository={repository} "
