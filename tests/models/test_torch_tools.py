@@ -63,8 +63,10 @@ def _compile_and_compare(model: torch.nn.Module, x: torch.Tensor) -> None:
 
 @pytest.mark.parametrize("name", MODELS)
 def test_torch_compile_equals_eager(name: str) -> None:
+    # Batch 1, the deployment case: inductor's graph rewrites depend on the shapes (its attention
+    # fusion mistook Mobile-Former's permuted key for a transposed one at batch 1, not at batch 2).
     model = _informative_weights(litevit.create_model(name, smoke=True))
-    x = torch.randn(2, 3, *model.cfg.input_size, generator=torch.Generator().manual_seed(1))
+    x = torch.randn(1, 3, *model.cfg.input_size, generator=torch.Generator().manual_seed(1))
     _compile_and_compare(model, x)
 
 
