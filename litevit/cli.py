@@ -408,6 +408,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from litevit._io import ensure_writable_dir
     from litevit.runtime.bench import run_benchmark, write_bench_json
 
+    if args.sweep is not None:
+        return _cmd_bench_sweep(args)
     doc = run_benchmark(
         args.target,
         backend=args.backend,
@@ -429,6 +431,44 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         device = doc["device"].replace(":", "")
         folder = ensure_writable_dir(DEFAULT_RUNS_DIR)
         json_path = folder / f"{doc['model']}.{doc['backend']}.{doc['precision']}.{device}.json"
+    print(f"wrote {write_bench_json(doc, json_path)}")
+    return 0
+
+
+def _cmd_bench_sweep(args: argparse.Namespace) -> int:
+    from litevit._io import ensure_writable_dir
+    from litevit.runtime.bench import write_bench_json
+    from litevit.runtime.sweep import format_sweep, parse_sweep, run_sweep
+
+    sweep = parse_sweep(args.sweep)
+    if args.protocol != "synthetic":
+        raise LitevitError("--sweep times synthetic inputs of each point's shape: drop --protocol paper.")
+    if sweep.axis == "batch" and args.batch:
+        raise LitevitError("--sweep batch=... gives the batch sizes: drop --batch.")
+    if sweep.axis == "size" and args.batch and len(args.batch) > 1:
+        raise LitevitError("--sweep size holds the batch size fixed: give one --batch, or sweep batch.")
+    doc = run_sweep(
+        args.target,
+        sweep,
+        backend=args.backend,
+        precision=args.precision,
+        batch=args.batch[0] if args.batch else 1,
+        warmup=args.warmup,
+        iterations=args.iters,
+        seconds=args.seconds,
+        threads=args.threads,
+        device=args.device,
+        progress=True,
+        allow_few_iterations=args.allow_few_iterations,
+        log=lambda s: print(s, file=sys.stderr),
+    )
+    print(format_sweep(doc))
+    json_path = args.json
+    if json_path is None:
+        device = doc["device"].replace(":", "")
+        folder = ensure_writable_dir(DEFAULT_RUNS_DIR)
+        name = f"{doc['model']}.{doc['backend']}.{doc['precision']}.{device}.sweep-{sweep.axis}.json"
+        json_path = folder / name
     print(f"wrote {write_bench_json(doc, json_path)}")
     return 0
 
@@ -518,9 +558,19 @@ def build_parser() -> argparse.ArgumentParser:
         "its FPS: aspect-kept resize to short side 512, resize-back and argmax inside the timed region",
     )
     bench.add_argument(
+        "--sweep",
+        metavar="AXIS[=V,V,...]",
+        help="cost curve along one axis: batch=1,2,4,8,16 (needs a --dynamic-batch graph) or "
+        "size=256,512,... (one integer or HxW; needs --dynamic-hw; at --batch, default 1); a bare batch "
+        "or size takes the defaults (size: 256...1024 for segmenters, 160...384 for classifiers). A model "
+        "name is re-exported with the dynamic axis if needed. One JSON with every point's latency, "
+        "throughput and MACs",
+    )
+    bench.add_argument(
         "--json",
         metavar="OUT",
-        help="where to write the run's JSON (default: ./litevit-runs/MODEL.BACKEND.PRECISION.DEVICE.json)",
+        help="where to write the run's JSON (default: ./litevit-runs/MODEL.BACKEND.PRECISION.DEVICE.json, "
+        "sweeps: ...DEVICE.sweep-AXIS.json)",
     )
     bench.set_defaults(func=_cmd_bench)
 

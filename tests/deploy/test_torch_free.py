@@ -24,6 +24,7 @@ def test_deployment_modules_import_without_torch():
     proc = _run(
         "import litevit, litevit.runtime, litevit.plugins, litevit.labels, litevit.cli\n"
         "import litevit.runtime.runners, litevit.runtime.bench, litevit.runtime.report\n"
+        "import litevit.runtime.sweep, litevit.runtime.report_curves\n"
         "import litevit.runtime.doctor, litevit.runtime.environment, litevit.runtime.tegrastats\n"
         "import litevit.runtime.trt_build, litevit.runtime.selftest, litevit.serve.triton_repo\n"
         "import litevit.serve, litevit.serve.batching\n"

@@ -64,7 +64,7 @@ def test_reduced_config_forward_shapes(variant):
         logits = model(x)
         pre = model.forward_head((features, tokens), pre_logits=True)
     assert features.shape == (2, 24, 8, 8)  # stem /2, two stride-2 blocks
-    assert tokens.shape == (2, 2, 32)
+    assert tokens.shape == (2, TINY["token_num"], TINY["token_dim"])
     assert pre.shape == (2, 64)
     assert logits.shape == (2, 10)
     assert torch.isfinite(logits).all()
