@@ -578,7 +578,8 @@ def _seg_resize(crop: int, stride: int, img_scale: tuple[int, int], min_size: in
     if min_size is None:
         resize = f"keeping the aspect ratio by min({img_scale[0]} / long side, {img_scale[1]} / short side)"
     else:
-        resize = f"keeping the aspect ratio to short side {max(min(img_scale), min_size)} (mmseg 0.24 min_size)"
+        short = max(min(img_scale), min_size)
+        resize = f"keeping the aspect ratio to short side {short} (mmseg 0.24 min_size)"
     return (
         f"Official test (mmseg): resize {resize}, then sliding-window inference with {crop}x{crop} "
         f"windows at stride {stride}, class scores of overlapping windows averaged, resized bilinearly "
@@ -746,7 +747,6 @@ def segvit_vit_l_ade(cfg: ModelCfg, **kwargs: Any) -> SegViT:
 def segvit_shrunk_vit_l_ade(cfg: ModelCfg, **kwargs: Any) -> SegViT:
     """SegViT Shrunk (QD at layer 8 + QU/TPN + single ATM), ViT-L/16, ADE20K-150 at 640x640."""
     return SegViT(cfg, **{**cfg.arch, **kwargs})
-
 
 
 # --------------------------------------------------------------------------------------------

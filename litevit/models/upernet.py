@@ -129,11 +129,11 @@ class UPerHead(nn.Module):
 
     def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
         top = features[-1]
-        laterals = [conv(f) for conv, f in zip(self.lateral_convs, features)]
+        laterals = [conv(f) for conv, f in zip(self.lateral_convs, features[:-1], strict=True)]
         laterals.append(self.bottleneck(torch.cat([top, *self.psp_modules(top)], dim=1)))
         for i in range(len(laterals) - 1, 0, -1):
             laterals[i - 1] = laterals[i - 1] + resize(laterals[i], laterals[i - 1].shape[-2:])
-        outs = [conv(lateral) for conv, lateral in zip(self.fpn_convs, laterals)]
+        outs = [conv(lateral) for conv, lateral in zip(self.fpn_convs, laterals[:-1], strict=True)]
         outs.append(laterals[-1])
         finest = outs[0].shape[-2:]
         outs = [outs[0], *(resize(out, finest) for out in outs[1:])]

@@ -155,7 +155,8 @@ def test_variant_configs() -> None:
             150,
             255.0,
         )
-        assert "slid" in cfg.seg_resize and cfg.test_protocol is not None and cfg.test_protocol["mode"] == "slide"
+        assert "slid" in cfg.seg_resize
+        assert cfg.test_protocol is not None and cfg.test_protocol["mode"] == "slide"
     assert get_model_cfg("segvit_vit_b_ade").input_size == (512, 512)
     assert get_model_cfg("segvit_vit_l_ade").mean == get_model_cfg("segvit_vit_l_ade").std == (127.5,) * 3
     assert get_model_cfg("segvit_shrunk_vit_l_ade").input_size == (640, 640)

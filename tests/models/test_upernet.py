@@ -1,4 +1,4 @@
-"""ELSA-Swin UPerNet: exact adaptive pooling (torch and ONNX), official key lists and sizes, any input size."""
+"""ELSA-Swin UPerNet: exact adaptive pooling (torch and ONNX), official key lists, any input size."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ ODD_SIZES = [(1, 1), (2, 3), (5, 7), (7, 5), (13, 17), (16, 23), (25, 6)]
 @pytest.mark.parametrize("size", ODD_SIZES)
 def test_matrix_pooling_equals_adaptive_avg_pool2d(bins: int, size: tuple[int, int]) -> None:
     x = torch.randn(2, 3, *size, generator=torch.Generator().manual_seed(bins))
-    torch.testing.assert_close(adaptive_avg_pool2d(x, bins), F.adaptive_avg_pool2d(x, bins), rtol=1e-5, atol=1e-6)
+    expected = F.adaptive_avg_pool2d(x, bins)
+    torch.testing.assert_close(adaptive_avg_pool2d(x, bins), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_pooling_graph_is_exact_at_sizes_that_do_not_divide(tmp_path: Path) -> None:
@@ -59,7 +60,7 @@ def test_pooling_graph_is_exact_at_sizes_that_do_not_divide(tmp_path: Path) -> N
     for size in [(2, 3), (13, 17), (16, 23), (25, 6), (47, 61)]:
         x = torch.randn(1, 4, *size, generator=torch.Generator().manual_seed(size[0]))
         outputs = session.run(None, {session.get_inputs()[0].name: x.numpy()})
-        for bins, out in zip(PPM_BINS, outputs):
+        for bins, out in zip(PPM_BINS, outputs, strict=True):
             np.testing.assert_allclose(out, F.adaptive_avg_pool2d(x, bins).numpy(), rtol=1e-5, atol=1e-6)
 
 
