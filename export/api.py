@@ -58,6 +58,7 @@ from litevit.export.onnx_export import (
 from litevit.export.parity import TOLERANCES, ParityError, as_dicts, format_table, run_parity
 from litevit.flops import count_model
 from litevit.models import create_model, get_model_cfg, load_pretrained, model_cfg
+from litevit.runtime.seg_protocols import SegTestProtocol
 
 DEFAULT_OUT_ROOT = "litevit-artifacts"
 
@@ -223,10 +224,14 @@ def export_model(
     seg_output: str = "labels",
     threads: int | None = None,
     model_kwargs: dict[str, Any] | None = None,
+    test_protocol: dict[str, Any] | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> ExportResult:
     """Export a registered model to an artefact folder and run the parity gate.
+
+    ``test_protocol`` (segmentation) replaces the registry's published test protocol in the
+    manifest (``ModelCfg.test_protocol`` layout), e.g. for a model fine-tuned at another crop size.
 
     Raises :class:`LitevitError` for bad arguments and :class:`ParityError` (after writing the
     files and a manifest that records the failure) when a graph disagrees with PyTorch.
@@ -240,6 +245,10 @@ def export_model(
         raise LitevitError(f"--batch must be at least 1; got {batch}.")
     size = cfg.check_img_size(img_size) if img_size is not None else cfg.input_size
     model_kwargs = dict(model_kwargs or {})
+    if test_protocol is not None:
+        if cfg.task != "segmentation":
+            raise LitevitError(f"test_protocol applies to segmentation models; {model} is {cfg.task}.")
+        SegTestProtocol.from_config(test_protocol)  # refuse a malformed one before the export
     weights_path = os.fspath(weights) if weights is not None else None
     if weights_path is not None and not os.path.isfile(weights_path):
         raise LitevitError(f"weights file {weights_path!r} does not exist or is not a file.")
@@ -345,7 +354,10 @@ def export_model(
         }
         if weights_path
         else None,
-        "data_config": model_cfg(module).data_config(),
+        "data_config": {
+            **model_cfg(module).data_config(),
+            **({"test_protocol": test_protocol} if test_protocol is not None else {}),
+        },
         "arch": model_cfg(module).arch,
         "paper": dataclasses.asdict(cfg.paper),
         "inputs": _io_description(fp32.graph.input),

@@ -433,10 +433,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--protocol",
-        choices=("synthetic", "paper"),
+        choices=("synthetic", "paper", "test", "test-aug"),
         default="synthetic",
         help="synthetic (default): fixed input at the artefact's size; paper: segmentation as LVT measured "
-        "its FPS: aspect-kept resize to short side 512, resize-back and argmax inside the timed region",
+        "its FPS: aspect-kept resize to short side 512, resize-back and argmax inside the timed region; "
+        "test / test-aug: a segmentation artefact's published test protocol (sliding windows or whole "
+        "image; test-aug adds multi-scale + flip), timed per image end to end and as the graph alone "
+        "(--batch: windows per graph call)",
     )
     bench.add_argument(
         "--json",

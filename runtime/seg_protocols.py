@@ -321,6 +321,32 @@ def protocol_for(manifest: dict[str, Any], aug: bool = False) -> SegTestProtocol
     return protocol.with_aug() if aug else protocol
 
 
+def check_artifact(manifest: dict[str, Any], protocol: SegTestProtocol) -> None:
+    """Refuse, before any work, an artefact the protocol cannot run (one sentence each)."""
+    seg_output = manifest.get("seg_output") or "logits"
+    if seg_output != "logits":
+        raise LitevitError(
+            f"the test protocol averages class scores, but this {manifest['model']} artefact outputs "
+            f"{seg_output}: export it with --seg-output logits."
+        )
+    axes = {str(axis) for axis in manifest.get("dynamic_axes", {}).get("input", {})}
+    dynamic_hw = {"2", "3"} <= axes
+    if protocol.mode == "whole" and not dynamic_hw:
+        raise LitevitError(
+            f"{manifest['model']}'s test protocol runs each image whole at its own resized size, but the "
+            f"artefact takes {manifest['img_size'][0]}x{manifest['img_size'][1]} only: export it with "
+            f"--dynamic-hw."
+        )
+    if protocol.mode == "slide" and not dynamic_hw:
+        assert protocol.crop_size is not None
+        if tuple(manifest["img_size"]) != tuple(protocol.crop_size):
+            raise LitevitError(
+                f"{manifest['model']}'s test protocol slides {protocol.crop_size[0]}x{protocol.crop_size[1]} "
+                f"windows, but the artefact takes {manifest['img_size'][0]}x{manifest['img_size'][1]}: "
+                f"export it at the window size or with --dynamic-hw."
+            )
+
+
 def window_count(height: int, width: int, protocol: SegTestProtocol) -> int:
     """How many graph inputs one image of (height, width) takes, over every run of the protocol."""
     total = 0
@@ -336,6 +362,7 @@ def window_count(height: int, width: int, protocol: SegTestProtocol) -> int:
 
 __all__ = [
     "MODES",
+    "check_artifact",
     "GraphScores",
     "SegTestProtocol",
     "infer_scores",

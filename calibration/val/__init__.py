@@ -37,13 +37,12 @@ from litevit.calibration.val.segmentation import (
     MASK_RULE,
     SEG_PROTOCOLS,
     Confusion,
-    check_protocol_artifact,
     score_segmenter,
     segmentation_labels,
 )
 from litevit.errors import DataError, LitevitError
 from litevit.runtime.runners import BACKENDS, PRECISIONS, Runner, open_runner
-from litevit.runtime.seg_protocols import SegTestProtocol, protocol_for
+from litevit.runtime.seg_protocols import SegTestProtocol, check_artifact, protocol_for
 
 TASKS = ("classification", "segmentation")
 
@@ -96,7 +95,7 @@ def validate(
         )
     test_protocol = protocol_for(manifest, aug) if segmenter and protocol == "test" else None
     if test_protocol is not None:
-        check_protocol_artifact(manifest, test_protocol)
+        check_artifact(manifest, test_protocol)
     chunk = batch_size(manifest, batch)
     root = Path(data)
 

@@ -32,7 +32,7 @@ from litevit._progress import Progress
 from litevit.calibration.images import Preprocessing, evenly_spaced, list_images, unreadable_reason
 from litevit.calibration.val.classification import Scored
 from litevit.calibration.val.common import run_batch
-from litevit.errors import DataError, LitevitError
+from litevit.errors import DataError
 from litevit.runtime.bench import resize_bilinear
 from litevit.runtime.runners import Runner
 from litevit.runtime.seg_protocols import GraphScores, SegTestProtocol, predict
@@ -250,29 +250,3 @@ def score_segmenter(
             f"every mask pixel in {str(root)!r} is ignored ({mask_rule(reduce_zero)}): nothing to score."
         )
     return Scored(dict(meters), scored, len(paths), unreadable, mask_rule(reduce_zero), ["mIoU", "pixel acc"])
-
-
-def check_protocol_artifact(manifest: dict[str, Any], protocol: SegTestProtocol) -> None:
-    """Refuse, before any work, an artefact the protocol cannot run (one sentence each)."""
-    seg_output = manifest.get("seg_output") or "logits"
-    if seg_output != "logits":
-        raise LitevitError(
-            f"--protocol test averages class scores, but this {manifest['model']} artefact outputs "
-            f"{seg_output}: export it with --seg-output logits (or use --protocol resize)."
-        )
-    axes = {str(axis) for axis in manifest.get("dynamic_axes", {}).get("input", {})}
-    dynamic_hw = {"2", "3"} <= axes
-    if protocol.mode == "whole" and not dynamic_hw:
-        raise LitevitError(
-            f"{manifest['model']}'s test protocol runs each image whole at its own resized size, but the "
-            f"artefact takes {manifest['img_size'][0]}x{manifest['img_size'][1]} only: export it with "
-            f"--dynamic-hw (or use --protocol resize)."
-        )
-    if protocol.mode == "slide" and not dynamic_hw:
-        assert protocol.crop_size is not None
-        if tuple(manifest["img_size"]) != tuple(protocol.crop_size):
-            raise LitevitError(
-                f"{manifest['model']}'s test protocol slides {protocol.crop_size[0]}x{protocol.crop_size[1]} "
-                f"windows, but the artefact takes {manifest['img_size'][0]}x{manifest['img_size'][1]}: "
-                f"export it at the window size or with --dynamic-hw."
-            )

@@ -74,6 +74,16 @@ def _round_up(value: int, multiple: int) -> int:
     return math.ceil(value / multiple) * multiple
 
 
+def _pad_to_multiple(size: int, multiple: int) -> int:
+    """Zeros to add so that ``size`` becomes a multiple of ``multiple``.
+
+    Written as a ceil division, not ``(m - size % m) % m``: with symbolic sizes (export with
+    dynamic H, W) nested modulos of several padding stages make torch.export's shape reasoning
+    take minutes; floor divisions simplify.
+    """
+    return (size + multiple - 1) // multiple * multiple - size
+
+
 class ELSA(nn.Module):
     """Enhanced local self-attention on a channels-last (B, H, W, C) map, stride 1.
 
@@ -323,8 +333,8 @@ class SwinBlock(nn.Module):
         # the det/seg backbone shifts the odd blocks at every size (always_shift).
         shift = self.shift_size if self.always_shift or min(height, width) > window else 0
         # Zero padding to multiples of the window (det/seg backbone); padded tokens are unmasked.
-        pad_bottom = (window - height % window) % window
-        pad_right = (window - width % window) % window
+        pad_bottom = _pad_to_multiple(height, window)
+        pad_right = _pad_to_multiple(width, window)
         x = F.pad(x, (0, 0, 0, pad_right, 0, pad_bottom))
         padded_h, padded_w = height + pad_bottom, width + pad_right
         mask = None
@@ -358,7 +368,7 @@ class PatchEmbed(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.pad:
             patch = self.patch_size
-            x = F.pad(x, (0, (patch - x.shape[-1] % patch) % patch, 0, (patch - x.shape[-2] % patch) % patch))
+            x = F.pad(x, (0, _pad_to_multiple(x.shape[-1], patch), 0, _pad_to_multiple(x.shape[-2], patch)))
         return self.norm(self.proj(x).permute(0, 2, 3, 1))
 
 
@@ -376,7 +386,7 @@ class PatchMerging(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.pad:
-            x = F.pad(x, (0, 0, 0, x.shape[2] % 2, 0, x.shape[1] % 2))
+            x = F.pad(x, (0, 0, 0, _pad_to_multiple(x.shape[2], 2), 0, _pad_to_multiple(x.shape[1], 2)))
         x = torch.cat((x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]), dim=-1)
         return self.reduction(self.norm(x))
 
