@@ -38,6 +38,7 @@ def info_rows(names: Sequence[str], img_size: Sequence[int] | None = None) -> li
     import torch
 
     from litevit.flops import count_model
+    from litevit.labels import LABEL_SETS, class_names
     from litevit.models import create_model, get_model_cfg, list_models
 
     rows = []
@@ -52,6 +53,8 @@ def info_rows(names: Sequence[str], img_size: Sequence[int] | None = None) -> li
             {
                 "model": name,
                 "task": cfg.task,
+                "classes": f"{cfg.label_set} ({cfg.num_classes})",
+                "class_names": class_names(cfg.label_set) if cfg.label_set in LABEL_SETS else None,
                 "input": f"{size[0]}x{size[1]}",
                 "params_m": report.params_m,
                 "paper_params_m": paper.params_m,
@@ -68,6 +71,7 @@ def _format_table(rows: list[dict[str, Any]]) -> str:
     header = (
         "model",
         "task",
+        "classes",
         "input",
         "params M",
         "paper M",
@@ -83,6 +87,7 @@ def _format_table(rows: list[dict[str, Any]]) -> str:
             (
                 r["model"],
                 r["task"],
+                r["classes"],
                 r["input"],
                 f"{r['params_m']:.3f}",
                 f"{r['paper_params_m']:.2f}" if r["paper_params_m"] else "-",
@@ -95,7 +100,7 @@ def _format_table(rows: list[dict[str, Any]]) -> str:
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     out = [
-        "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(strict_zip(line, widths)))
+        "  ".join(c.ljust(w) if i < 4 else c.rjust(w) for i, (c, w) in enumerate(strict_zip(line, widths)))
         for line in lines
     ]
     out.insert(1, "  ".join("-" * w for w in widths))
@@ -113,7 +118,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     print(_format_table(rows))
-    print(f"\n{CONVENTION}. Paper figures: see each model's cfg.paper (litevit/models/*.py).")
+    print(
+        f"\n{CONVENTION}. Paper figures: see each model's cfg.paper (litevit/models/*.py). Class names: "
+        f"litevit.labels.class_names(LABEL_SET), and in `litevit info --json`."
+    )
     models_by_note: dict[str, list[str]] = {}
     for r in rows:
         if r["note"]:

@@ -595,11 +595,12 @@ class ELSASwinBackbone(nn.Module):
         x = self.patch_embed(x)
         outs = []
         for i, stage in enumerate(self.layers):
-            for block in stage.blocks:  # type: ignore[union-attr]
+            assert isinstance(stage, Stage)
+            for block in stage.blocks:
                 x = block(x)
             outs.append(getattr(self, f"norm{i}")(x).permute(0, 3, 1, 2))
-            if stage.downsample is not None:  # type: ignore[union-attr]
-                x = stage.downsample(x)  # type: ignore[union-attr]
+            if stage.downsample is not None:
+                x = stage.downsample(x)
         return outs
 
 

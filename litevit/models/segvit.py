@@ -759,7 +759,7 @@ def segvit_shrunk_vit_l_ade(cfg: ModelCfg, **kwargs: Any) -> SegViT:
 # checkpoints "59cls". The 60-class head is the official build; a 59-class checkpoint would be
 # refused by load_pretrained with the class_embed/q shapes named.
 
-_COCO_STUFF = {
+_COCO_STUFF: dict[str, Any] = {
     "crop": 512,
     "stride": 341,
     "img_scale": (2048, 512),
@@ -767,7 +767,7 @@ _COCO_STUFF = {
     "num_classes": 171,
     "label_set": "cocostuff171",
 }
-_PASCAL_CONTEXT = {
+_PASCAL_CONTEXT: dict[str, Any] = {
     "crop": 480,
     "stride": 320,
     "img_scale": (520, 520),

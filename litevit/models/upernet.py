@@ -54,7 +54,7 @@ def adaptive_avg_pool_matrix(length: int | torch.SymInt, bins: int, like: torch.
     least ``1 / bins`` away from an integer unless it is one, and exact then, so floor and ceil
     are exact for any length below 2**16.
     """
-    positions = torch.arange(length, device=like.device, dtype=torch.float32)
+    positions = torch.arange(length, device=like.device, dtype=torch.float32)  # type: ignore[arg-type]
     edges = torch.arange(bins + 1, device=like.device, dtype=torch.float32) * length / bins
     start, end = edges[:-1].floor(), edges[1:].ceil()
     inside = (positions[None, :] >= start[:, None]) & (positions[None, :] < end[:, None])
@@ -160,7 +160,8 @@ def init_decode_weights(module: nn.Module) -> None:
         if isinstance(child, nn.Conv2d):
             if name.endswith("conv_seg"):
                 nn.init.normal_(child.weight, std=0.01)
-                nn.init.zeros_(child.bias)
+                if child.bias is not None:
+                    nn.init.zeros_(child.bias)
             else:
                 nn.init.kaiming_normal_(child.weight, mode="fan_out", nonlinearity="relu")
 
