@@ -63,7 +63,7 @@ def test_slide_protocol_same_miou_in_torch_and_onnx_runtime_and_precisions(quant
     ort, torch_row = (row.scores["mIoU"] for row in result.rows)
     print(f"\nfixture slide mIoU: ort fp32 {ort:.3f}, torch fp32 {torch_row:.3f}")
     assert ort == pytest.approx(torch_row, abs=0.01)
-    assert ort > 40.0  # trained: all-background scores about 21
+    assert ort > 80.0  # trained (all-background scores about 21)
     assert result.protocol and "sliding 64x64 windows at stride 43x43" in result.protocol
     assert "original size" in result.protocol and "k = class k-1" in result.label_rule
 
