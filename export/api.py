@@ -67,6 +67,7 @@ from litevit.runtime.trt_build.parser_coverage import (
     require_parser_support,
     unsupported_nodes,
 )
+from litevit.runtime.seg_protocols import SegTestProtocol
 
 DEFAULT_OUT_ROOT = "litevit-artifacts"
 
@@ -236,6 +237,7 @@ def export_model(
     seg_output: str = "labels",
     threads: int | None = None,
     model_kwargs: dict[str, Any] | None = None,
+    test_protocol: dict[str, Any] | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> ExportResult:
@@ -246,6 +248,9 @@ def export_model(
     has, and every graph is checked against that parser before it is written. Without it, the
     graphs are written for TensorRT >= 10 and :attr:`ExportResult.notices` names the releases
     whose parser could not take them.
+
+    ``test_protocol`` (segmentation) replaces the registry's published test protocol in the
+    manifest (``ModelCfg.test_protocol`` layout), e.g. for a model fine-tuned at another crop size.
 
     Raises :class:`LitevitError` for bad arguments and :class:`ParityError` (after writing the
     files and a manifest that records the failure) when a graph disagrees with PyTorch.
@@ -261,6 +266,10 @@ def export_model(
         check_target_opset(check_target(trt), opset)
     size = cfg.check_img_size(img_size) if img_size is not None else cfg.input_size
     model_kwargs = dict(model_kwargs or {})
+    if test_protocol is not None:
+        if cfg.task != "segmentation":
+            raise LitevitError(f"test_protocol applies to segmentation models; {model} is {cfg.task}.")
+        SegTestProtocol.from_config(test_protocol)  # refuse a malformed one before the export
     weights_path = os.fspath(weights) if weights is not None else None
     if weights_path is not None and not os.path.isfile(weights_path):
         raise LitevitError(f"weights file {weights_path!r} does not exist or is not a file.")
@@ -381,7 +390,10 @@ def export_model(
         }
         if weights_path
         else None,
-        "data_config": model_cfg(module).data_config(),
+        "data_config": {
+            **model_cfg(module).data_config(),
+            **({"test_protocol": test_protocol} if test_protocol is not None else {}),
+        },
         "arch": model_cfg(module).arch,
         "paper": dataclasses.asdict(cfg.paper),
         "inputs": _io_description(fp32.graph.input),

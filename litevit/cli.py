@@ -45,6 +45,7 @@ def info_rows(names: Sequence[str], img_size: Sequence[int] | None = None) -> li
     import torch
 
     from litevit.flops import count_model
+    from litevit.labels import LABEL_SETS, class_names
     from litevit.models import create_model, get_model_cfg, list_models
 
     rows = []
@@ -59,6 +60,8 @@ def info_rows(names: Sequence[str], img_size: Sequence[int] | None = None) -> li
             {
                 "model": name,
                 "task": cfg.task,
+                "classes": f"{cfg.label_set} ({cfg.num_classes})",
+                "class_names": class_names(cfg.label_set) if cfg.label_set in LABEL_SETS else None,
                 "input": f"{size[0]}x{size[1]}",
                 "params_m": report.params_m,
                 "paper_params_m": paper.params_m,
@@ -75,6 +78,7 @@ def _format_table(rows: list[dict[str, Any]]) -> str:
     header = (
         "model",
         "task",
+        "classes",
         "input",
         "params M",
         "paper M",
@@ -90,6 +94,7 @@ def _format_table(rows: list[dict[str, Any]]) -> str:
             (
                 r["model"],
                 r["task"],
+                r["classes"],
                 r["input"],
                 f"{r['params_m']:.3f}",
                 f"{r['paper_params_m']:.2f}" if r["paper_params_m"] else "-",
@@ -102,7 +107,7 @@ def _format_table(rows: list[dict[str, Any]]) -> str:
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     out = [
-        "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(strict_zip(line, widths)))
+        "  ".join(c.ljust(w) if i < 4 else c.rjust(w) for i, (c, w) in enumerate(strict_zip(line, widths)))
         for line in lines
     ]
     out.insert(1, "  ".join("-" * w for w in widths))
@@ -120,7 +125,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     print(_format_table(rows))
-    print(f"\n{CONVENTION}. Paper figures: see each model's cfg.paper (litevit/models/*.py).")
+    print(
+        f"\n{CONVENTION}. Paper figures: see each model's cfg.paper (litevit/models/*.py). Class names: "
+        f"litevit.labels.class_names(LABEL_SET), and in `litevit info --json`."
+    )
     models_by_note: dict[str, list[str]] = {}
     for r in rows:
         if r["note"]:
@@ -552,10 +560,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--protocol",
-        choices=("synthetic", "paper"),
+        choices=("synthetic", "paper", "test", "test-aug"),
         default="synthetic",
         help="synthetic (default): fixed input at the artefact's size; paper: segmentation as LVT measured "
-        "its FPS: aspect-kept resize to short side 512, resize-back and argmax inside the timed region",
+        "its FPS: aspect-kept resize to short side 512, resize-back and argmax inside the timed region; "
+        "test / test-aug: a segmentation artefact's published test protocol (sliding windows or whole "
+        "image; test-aug adds multi-scale + flip), timed per image end to end and as the graph alone "
+        "(--batch: windows per graph call)",
     )
     bench.add_argument(
         "--sweep",

@@ -54,7 +54,7 @@ from litevit.runtime.stats import PERCENTILES, images_per_second, latency_stats,
 from litevit.runtime.tegrastats import TegrastatsSampler, summarize_samples
 
 SCHEMA = "litevit.bench/1"
-PROTOCOLS = ("synthetic", "paper")
+PROTOCOLS = ("synthetic", "paper", "test", "test-aug")
 DEFAULT_WARMUP = 10
 DEFAULT_ITERATIONS = 200  # also what LVT's official benchmark script times
 TEGRASTATS_INTERVAL_MS = 100
@@ -122,6 +122,8 @@ def run_benchmark(
     manifest = _manifest(path)
     if protocol == "paper":
         _check_paper_protocol(path, manifest, batch_sizes)
+    elif protocol in ("test", "test-aug"):
+        _check_test_protocol(path, manifest, batch_sizes, protocol == "test-aug")
 
     notes: list[str] = []
     runs: list[dict[str, Any]] = []
@@ -138,6 +140,22 @@ def run_benchmark(
         if protocol == "paper":
             assert manifest is not None  # checked by _check_paper_protocol
             runs.append(_paper_run(runner, manifest, warmup, iterations, seconds, sampler, progress, label))
+        elif protocol in ("test", "test-aug"):
+            assert manifest is not None  # checked by _check_test_protocol
+            runs.extend(
+                _test_protocol_runs(
+                    runner,
+                    manifest,
+                    protocol == "test-aug",
+                    batch_sizes[0],
+                    warmup,
+                    iterations,
+                    seconds,
+                    sampler,
+                    progress,
+                    label,
+                )
+            )
         else:
             img_size = tuple(manifest["img_size"]) if manifest else None
             sizes = [tuple(size) for size in img_sizes] if img_sizes else [img_size]
@@ -245,12 +263,17 @@ def resolve_target(
     cfg = get_model_cfg(name)  # an unknown name fails here with the list of known ones
     folder = Path(ARTIFACT_ROOT) / name
     manifest = _manifest(folder) if (folder / MANIFEST).is_file() else None
-    needs_dynamic_hw = dynamic_hw or (protocol == "paper" and cfg.task == "segmentation")
+    test = protocol in ("test", "test-aug") and cfg.task == "segmentation"
+    whole = test and (cfg.test_protocol or {}).get("mode") == "whole"
+    needs_dynamic_hw = dynamic_hw or (protocol == "paper" and cfg.task == "segmentation") or whole
+    needs_dynamic_batch = dynamic_batch or test
+    needs_logits = test
     if (
         manifest is not None
         and _has_precision(manifest, precision)
         and (not needs_dynamic_hw or _dynamic_hw(manifest))
-        and (not dynamic_batch or _dynamic_batch(manifest))
+        and (not needs_dynamic_batch or _dynamic_batch(manifest))
+        and (not needs_logits or manifest.get("seg_output") == "logits")
     ):
         log(f"benchmarking the existing export {folder}")
         return folder
@@ -258,8 +281,9 @@ def resolve_target(
     export_model(
         name,
         fp16=precision == "fp16",
-        dynamic_batch=dynamic_batch or (manifest is not None and _dynamic_batch(manifest)),
+        dynamic_batch=needs_dynamic_batch or (manifest is not None and _dynamic_batch(manifest)),
         dynamic_hw=needs_dynamic_hw or (manifest is not None and _dynamic_hw(manifest)),
+        seg_output="logits" if needs_logits else "labels",
         out_dir=folder,
         log=log,
     )
@@ -661,6 +685,122 @@ def _paper_run(
         "seg_output": seg_output,
     }
     return entry
+
+
+# --------------------------------------------------------------------------------------------
+# --protocol test / test-aug: the published segmentation test protocol (runtime.seg_protocols)
+
+
+def _check_test_protocol(path: Path, manifest: dict[str, Any] | None, batches: list[int], aug: bool) -> None:
+    from litevit.runtime import seg_protocols
+
+    if manifest is None or manifest.get("task") != "segmentation":
+        what = "a file" if manifest is None else f"a {manifest.get('task')} model"
+        raise LitevitError(
+            f"--protocol test times a segmentation artefact's published test protocol; {str(path)!r} "
+            f"is {what}."
+        )
+    if len(batches) != 1:
+        raise LitevitError("--protocol test takes one --batch: the number of windows per graph call.")
+    seg_protocols.check_artifact(manifest, seg_protocols.protocol_for(manifest, aug))
+
+
+def _test_protocol_runs(
+    runner: Runner,
+    manifest: dict[str, Any],
+    aug: bool,
+    window_batch: int,
+    warmup: int,
+    iterations: int | None,
+    seconds: float | None,
+    sampler: TegrastatsSampler,
+    progress: bool,
+    label: str,
+) -> list[dict[str, Any]]:
+    """Two runs: the graph alone on one call's input, and the whole protocol per image (uint8
+    image in, label map at the original size out), on synthetic ADE20K-like image sizes."""
+    from litevit.runtime import seg_protocols
+
+    protocol = seg_protocols.protocol_for(manifest, aug)
+    graph = seg_protocols.GraphScores(runner, manifest, window_batch)
+    data_config = manifest["data_config"]
+    sizes = paper_image_sizes(iterations if iterations is not None else 10_000)
+    first_w, first_h = seg_protocols.rescale_size(
+        sizes[0][1], sizes[0][0], protocol.scales()[0], protocol.min_size
+    )
+    if protocol.mode == "slide":
+        assert protocol.crop_size is not None
+        call_shape = (graph.batch, 3, *protocol.crop_size)
+    else:
+        call_shape = (1, 3, first_h, first_w)
+    rng = np.random.default_rng(PAPER_SEED)
+    feeds = {graph.input_name: rng.standard_normal(call_shape, dtype=np.float32).astype(graph.dtype)}
+    region = runner.timed_region(feeds)
+    graph_run = _timed_run(
+        region,
+        "graph",
+        call_shape[0],
+        feeds,
+        warmup,
+        iterations,
+        seconds,
+        sampler,
+        progress,
+        f"{label} graph",
+    )
+
+    def image(hw: tuple[int, int]) -> np.ndarray:
+        return rng.integers(0, 256, (*hw, 3), dtype=np.uint8)
+
+    for hw in paper_image_sizes(warmup, seed=PAPER_SEED + 1):
+        seg_protocols.predict(image(hw), protocol, graph, data_config)
+    host_ms: list[float] = []
+    calls = 0
+    budget_ns = None if seconds is None else int(seconds * 1e9)
+    bar = Progress(progress, iterations, f"{label} (test protocol)")
+    window_start = time.monotonic()
+    loop_start = time.perf_counter_ns()
+    try:
+        while True:
+            pixels = image(sizes[len(host_ms) % len(sizes)])  # decoding stands outside, as a data loader
+            before = graph.calls
+            start = time.perf_counter_ns()
+            seg_protocols.predict(pixels, protocol, graph, data_config)
+            end = time.perf_counter_ns()
+            calls += graph.calls - before
+            host_ms.append((end - start) / 1e6)
+            bar.update()
+            if iterations is not None and len(host_ms) >= iterations:
+                break
+            if budget_ns is not None and end - loop_start >= budget_ns:
+                break
+    finally:
+        bar.close()
+    window_end = time.monotonic()
+    inference = "runner.infer with host arrays in and out" + (
+        " (host->device copy + compute + device->host copy)" if runner.device.startswith("cuda") else ""
+    )
+    entry = _run_entry(
+        "protocol_end_to_end",
+        1,
+        None,
+        f"one decoded uint8 image per iteration to its label map at the original size: "
+        f"{protocol.describe()}; host numpy resizes and aggregation, {inference}, windows batched "
+        f"{graph.batch} per call",
+        warmup,
+        host_ms,
+        None,
+        summarize_samples(sampler.samples_between(window_start, window_end), TEGRASTATS_INTERVAL_MS),
+    )
+    entry["test_protocol"] = {
+        "source": protocol.source,
+        "aug": aug,
+        "images": len(host_ms),
+        "graph_calls_per_image": calls / max(len(host_ms), 1),
+        "sizes": "synthetic ADE20K-like, as --protocol paper",
+        "first_sizes_hw": [list(hw) for hw in sizes[:5]],
+    }
+    return [graph_run, entry]
 
 
 # --------------------------------------------------------------------------------------------

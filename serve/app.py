@@ -14,7 +14,7 @@ import numpy as np
 
 import litevit
 from litevit.calibration.images import Preprocessing
-from litevit.labels import ade20k_palette
+from litevit.labels import SEGMENTATION_LABEL_SETS, palette
 from litevit.serve.batching import InferenceFailed
 from litevit.serve.images import (
     DEFAULT_TOP_K,
@@ -303,6 +303,7 @@ def _int_query(request: Request, key: str, default: int) -> int:
 
 
 def _palette(model: ServedModel) -> list[tuple[int, int, int]]:
-    if model.manifest.get("data_config", {}).get("label_set") != "ade20k150":
+    label_set = model.manifest.get("data_config", {}).get("label_set")
+    if label_set not in SEGMENTATION_LABEL_SETS:
         raise ApiError(400, f"model {model.name!r} has no class palette; leave out palette=true.")
-    return ade20k_palette()
+    return palette(label_set)

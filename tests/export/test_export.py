@@ -35,6 +35,8 @@ EXPECTED_CUSTOM_OPS = {
     "elsa_swin_tiny": {"GhostHead"},
     "elsa_swin_small": {"GhostHead"},
     "elsa_swin_base": {"GhostHead"},
+    "elsa_swin_tiny_upernet_ade": {"GhostHead"},
+    "elsa_swin_small_upernet_ade": {"GhostHead"},
 }
 
 
