@@ -123,6 +123,13 @@ def _dynamic_shapes(module: nn.Module, spec: GraphSpec) -> tuple[dict[int, Any],
     if spec.dynamic_hw:
         cfg = model_cfg(module)
         divisor = cfg.size_divisor
+        if divisor == 1:
+            # Any size (the model pads itself, e.g. ELSA UPerNet): torch.export guards on whether
+            # each padding is zero cannot be proved for a named range and would fail the export;
+            # Dim.DYNAMIC keeps them as runtime checks of the exported program, which the ONNX
+            # graph drops (its Pad/Slice are generic; the parity gate runs a second size).
+            shapes[2] = shapes[3] = torch.export.Dim.DYNAMIC
+            return (shapes,)
         min_h, min_w = cfg.min_size or (divisor, divisor)
         # H and W are multiples of the model's divisor: express them as divisor * block count.
         blocks_h = torch.export.Dim("height_blocks", min=max(1, -(-min_h // divisor)), max=8192 // divisor)
@@ -132,12 +139,19 @@ def _dynamic_shapes(module: nn.Module, spec: GraphSpec) -> tuple[dict[int, Any],
     return (shapes,)
 
 
+# Dynamic H x W is traced at no less than this, non-square: every size derived from it (down to
+# the number of 7x7 windows of a 1/32 map) is then at least 2, so torch.export does not specialise
+# a size-1 case. The example's size does not change the graph, only the tracing cost.
+DYNAMIC_TRACE_MIN = (256, 288)
+
+
 def example_input(spec: GraphSpec, divisor: int) -> torch.Tensor:
     """Example input for tracing. Dynamic dims must not be 1 (torch.export specialises 0/1 sizes)."""
     batch = max(spec.batch, 2) if spec.dynamic_batch else spec.batch
     h, w = spec.img_size
-    if spec.dynamic_hw and min(h, w) // divisor == 1:
-        h, w = 2 * divisor, 2 * divisor
+    if spec.dynamic_hw:
+        h = -(-max(h, DYNAMIC_TRACE_MIN[0]) // divisor) * divisor
+        w = -(-max(w, DYNAMIC_TRACE_MIN[1]) // divisor) * divisor
     return torch.randn(batch, 3, h, w, generator=torch.Generator().manual_seed(0))
 
 
@@ -146,7 +160,7 @@ def torch_to_onnx(module: nn.Module, spec: GraphSpec, names: Sequence[str]) -> o
     if spec.opset < MIN_OPSET:
         raise LitevitError(
             f"opset {spec.opset} is not supported; litevit exports opset {MIN_OPSET} or newer "
-            f"(LayerNormalization needs 17; TensorRT 8.5/8.6 parse up to 17)."
+            f"(LayerNormalization needs 17; 17 is also the newest opset TensorRT 8.5/8.6 read)."
         )
     x = example_input(spec, model_cfg(module).size_divisor)
     table = {opdef.torch_op: _translation(opdef) for opdef in OPS.values()}

@@ -47,13 +47,14 @@ from litevit._progress import Progress
 from litevit._io import ensure_writable_dir, sha256_file, write_json
 from litevit.artifacts import MANIFEST, read_manifest
 from litevit.errors import LitevitError, MissingDependencyError
+from litevit.runtime import machine_load
 from litevit.runtime.environment import collect_environment
 from litevit.runtime.runners import Runner, TensorInfo, TimedRegion, open_runner
-from litevit.runtime.stats import images_per_second, latency_stats
+from litevit.runtime.stats import PERCENTILES, images_per_second, latency_stats, samples_needed
 from litevit.runtime.tegrastats import TegrastatsSampler, summarize_samples
 
 SCHEMA = "litevit.bench/1"
-PROTOCOLS = ("synthetic", "paper")
+PROTOCOLS = ("synthetic", "paper", "test", "test-aug")
 DEFAULT_WARMUP = 10
 DEFAULT_ITERATIONS = 200  # also what LVT's official benchmark script times
 TEGRASTATS_INTERVAL_MS = 100
@@ -101,19 +102,28 @@ def run_benchmark(
     device: str | None = None,
     protocol: str = "synthetic",
     progress: bool = False,
+    allow_few_iterations: bool = False,
     log: Callable[[str], None] = print,
+    img_sizes: Sequence[tuple[int, int]] | None = None,
 ) -> dict[str, Any]:
     """Benchmark ``target`` (artefact folder, ``.onnx``/``.engine`` file, or a registered model
     name, which is exported first into ./litevit-artifacts/MODEL and needs torch); returns the
     ``litevit.bench/1`` document. Without ``iterations`` and ``seconds``, times 200 iterations.
+    A run with fewer iterations than its p99 needs is refused unless ``allow_few_iterations``;
+    the machine's load before and after the runs is recorded, with a warning when it was busy.
+    ``img_sizes`` times each batch size at each (H, W) instead of the export size (a graph with
+    dynamic H x W; ``litevit.runtime.sweep``).
     """
     batch_sizes = _check_settings(batches, warmup, iterations, seconds, protocol)
+    _check_iterations_requested(iterations, allow_few_iterations)
     if iterations is None and seconds is None:
         iterations = DEFAULT_ITERATIONS
     path = resolve_target(target, precision=precision, protocol=protocol, log=log)
     manifest = _manifest(path)
     if protocol == "paper":
         _check_paper_protocol(path, manifest, batch_sizes)
+    elif protocol in ("test", "test-aug"):
+        _check_test_protocol(path, manifest, batch_sizes, protocol == "test-aug")
 
     notes: list[str] = []
     runs: list[dict[str, Any]] = []
@@ -121,6 +131,7 @@ def run_benchmark(
     sampler = TegrastatsSampler(TEGRASTATS_INTERVAL_MS)
     try:
         environment = collect_environment(threads)
+        load_start = machine_load.snapshot()
         if sampler.available and not sampler.start():
             notes.append("tegrastats is installed but did not start, so no power was sampled.")
         elif not sampler.available and environment.get("jetson"):
@@ -129,13 +140,34 @@ def run_benchmark(
         if protocol == "paper":
             assert manifest is not None  # checked by _check_paper_protocol
             runs.append(_paper_run(runner, manifest, warmup, iterations, seconds, sampler, progress, label))
+        elif protocol in ("test", "test-aug"):
+            assert manifest is not None  # checked by _check_test_protocol
+            runs.extend(
+                _test_protocol_runs(
+                    runner,
+                    manifest,
+                    protocol == "test-aug",
+                    batch_sizes[0],
+                    warmup,
+                    iterations,
+                    seconds,
+                    sampler,
+                    progress,
+                    label,
+                )
+            )
         else:
             img_size = tuple(manifest["img_size"]) if manifest else None
-            # Build every batch's inputs first: a batch the graph cannot take fails before any timing.
-            feeds_per_batch = {
-                b: synthetic_feeds(runner.inputs(), b, img_size, str(path)) for b in batch_sizes
+            sizes = [tuple(size) for size in img_sizes] if img_sizes else [img_size]
+            # Build every point's inputs first: a batch or size the graph cannot take fails before
+            # any timing.
+            feeds_per_point = {
+                (b, size): synthetic_feeds(runner.inputs(), b, size, str(path))
+                for size in sizes
+                for b in batch_sizes
             }
-            for batch, feeds in feeds_per_batch.items():
+            for (batch, size), feeds in feeds_per_point.items():
+                point = f"batch {batch}" + (f" {size[0]}x{size[1]}" if img_sizes and size else "")
                 measures = ("compute_only", "with_copies") if runner.device.startswith("cuda") else ("host",)
                 for measure in measures:
                     region = runner.timed_region(feeds, with_copies=measure == "with_copies")
@@ -150,12 +182,17 @@ def run_benchmark(
                             seconds,
                             sampler,
                             progress,
-                            f"{label} batch {batch}",
+                            f"{label} {point}",
                         )
                     )
     finally:
         sampler.stop()
         runner.close()
+    load = machine_load.load_record(load_start, machine_load.snapshot())
+    if load["warning"]:
+        log(f"warning: {load['warning']}")
+        notes.append(load["warning"])
+    notes.extend(_check_iterations_done(runs, seconds, allow_few_iterations))
     if sampler.available and any(run["power"] is None for run in runs):
         notes.append(
             f"some runs were shorter than one tegrastats interval ({TEGRASTATS_INTERVAL_MS} ms) "
@@ -178,6 +215,7 @@ def run_benchmark(
         "protocol": protocol,
         "complexity": complexity_for(manifest),
         "runs": runs,
+        "machine_load": load,
         "reference": _reference(manifest),
         "notes": notes,
     }
@@ -198,9 +236,16 @@ def write_bench_json(doc: dict[str, Any], path: str | os.PathLike[str]) -> Path:
 
 
 def resolve_target(
-    target: str | os.PathLike[str], *, precision: str, protocol: str, log: Callable[[str], None]
+    target: str | os.PathLike[str],
+    *,
+    precision: str,
+    protocol: str,
+    log: Callable[[str], None],
+    dynamic_batch: bool = False,
+    dynamic_hw: bool = False,
 ) -> Path:
-    """An existing file or folder as is; a model name -> its artefact folder, exported if needed."""
+    """An existing file or folder as is; a model name -> its artefact folder, exported if needed
+    (again, keeping the dynamic axes it had, when it lacks ``precision`` or a dynamic axis asked for)."""
     path = Path(target)
     if path.exists():
         return path
@@ -218,16 +263,30 @@ def resolve_target(
     cfg = get_model_cfg(name)  # an unknown name fails here with the list of known ones
     folder = Path(ARTIFACT_ROOT) / name
     manifest = _manifest(folder) if (folder / MANIFEST).is_file() else None
-    needs_dynamic_hw = protocol == "paper" and cfg.task == "segmentation"
+    test = protocol in ("test", "test-aug") and cfg.task == "segmentation"
+    whole = test and (cfg.test_protocol or {}).get("mode") == "whole"
+    needs_dynamic_hw = dynamic_hw or (protocol == "paper" and cfg.task == "segmentation") or whole
+    needs_dynamic_batch = dynamic_batch or test
+    needs_logits = test
     if (
         manifest is not None
         and _has_precision(manifest, precision)
         and (not needs_dynamic_hw or _dynamic_hw(manifest))
+        and (not needs_dynamic_batch or _dynamic_batch(manifest))
+        and (not needs_logits or manifest.get("seg_output") == "logits")
     ):
         log(f"benchmarking the existing export {folder}")
         return folder
     log(f"exporting {name} into {folder} first")
-    export_model(name, fp16=precision == "fp16", dynamic_hw=needs_dynamic_hw, out_dir=folder, log=log)
+    export_model(
+        name,
+        fp16=precision == "fp16",
+        dynamic_batch=needs_dynamic_batch or (manifest is not None and _dynamic_batch(manifest)),
+        dynamic_hw=needs_dynamic_hw or (manifest is not None and _dynamic_hw(manifest)),
+        seg_output="logits" if needs_logits else "labels",
+        out_dir=folder,
+        log=log,
+    )
     return folder
 
 
@@ -237,6 +296,10 @@ def _manifest(path: Path) -> dict[str, Any] | None:
 
 def _has_precision(manifest: dict[str, Any], precision: str) -> bool:
     return any(entry.get("precision") == precision for entry in manifest.get("files", {}).values())
+
+
+def _dynamic_batch(manifest: dict[str, Any]) -> bool:
+    return "0" in {str(axis) for axis in manifest.get("dynamic_axes", {}).get("input", {})}
 
 
 def _dynamic_hw(manifest: dict[str, Any]) -> bool:
@@ -263,17 +326,54 @@ def _check_settings(
     return batch_sizes
 
 
+def _check_iterations_requested(iterations: int | None, allow_few: bool) -> None:
+    needed = samples_needed(PERCENTILES)
+    if iterations is not None and iterations < needed and not allow_few:
+        raise LitevitError(
+            f"--iters {iterations} is too few for the p{max(PERCENTILES)} latency the benchmark reports, "
+            f"which needs at least {needed} iterations: use --iters {needed} or more, or pass "
+            f"--allow-few-iterations to accept percentiles interpolated from fewer samples."
+        )
+
+
+def _check_iterations_done(runs: list[dict[str, Any]], seconds: float | None, allow_few: bool) -> list[str]:
+    """After a --seconds run: refuse (or, when allowed, note) a run with too few iterations."""
+    needed = samples_needed(PERCENTILES)
+    notes = []
+    for run in runs:
+        count = run["iterations"]
+        if count >= needed:
+            continue
+        what = f"batch {run['batch']} ({run['measure']})"
+        if not allow_few:
+            budget = f"in {seconds:g} s " if seconds is not None else ""
+            longer = math.ceil(1.5 * needed * run["latency_ms"]["mean"] / 1000.0)
+            raise LitevitError(
+                f"only {count} timed iteration(s) of {what} ran {budget}but the p{max(PERCENTILES)} latency "
+                f"needs at least {needed}: run longer (--seconds {longer} or --iters {needed}), or pass "
+                f"--allow-few-iterations to keep percentiles interpolated from fewer samples."
+            )
+        notes.append(
+            f"{what} has {count} iterations, fewer than the {needed} its p{max(PERCENTILES)} needs: its "
+            f"percentiles are interpolated from too few samples."
+        )
+    return notes
+
+
 def synthetic_feeds(
     inputs: list[TensorInfo], batch: int, img_size: Sequence[int] | None, what: str, seed: int = 0
 ) -> dict[str, np.ndarray]:
     """Fixed-seed inputs: N(0, 1) for float inputs (normalised images), zeros otherwise.
 
-    Dynamic dims are filled from ``batch`` (axis 0) and the export size (axes 2, 3 of an NCHW
-    input); a static batch dim that differs from ``batch`` is refused in one sentence.
+    Dynamic dims are filled from ``batch`` (axis 0) and ``img_size`` (axes 2, 3 of an NCHW
+    input); a static batch dim that differs from ``batch``, or static H x W that differ from
+    ``img_size``, are refused in one sentence naming the export flag that lifts them.
     """
     rng = np.random.default_rng(seed)
     feeds = {}
     for info in inputs:
+        if img_size is not None and len(info.shape) == 4:
+            _check_static_hw(info, img_size, what)
         shape: list[int] = []
         for axis, dim in enumerate(info.shape):
             if isinstance(dim, int) and dim > 0:
@@ -298,6 +398,15 @@ def synthetic_feeds(
         else:
             feeds[info.name] = np.zeros(shape, dtype=dtype)
     return feeds
+
+
+def _check_static_hw(info: TensorInfo, img_size: Sequence[int], what: str) -> None:
+    static_hw = (info.shape[2], info.shape[3])
+    if all(isinstance(d, int) and d > 0 for d in static_hw) and tuple(static_hw) != tuple(img_size):
+        raise LitevitError(
+            f"{what} takes {static_hw[0]}x{static_hw[1]} images only; to benchmark "
+            f"{img_size[0]}x{img_size[1]}, export it with --dynamic-hw."
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -576,6 +685,122 @@ def _paper_run(
         "seg_output": seg_output,
     }
     return entry
+
+
+# --------------------------------------------------------------------------------------------
+# --protocol test / test-aug: the published segmentation test protocol (runtime.seg_protocols)
+
+
+def _check_test_protocol(path: Path, manifest: dict[str, Any] | None, batches: list[int], aug: bool) -> None:
+    from litevit.runtime import seg_protocols
+
+    if manifest is None or manifest.get("task") != "segmentation":
+        what = "a file" if manifest is None else f"a {manifest.get('task')} model"
+        raise LitevitError(
+            f"--protocol test times a segmentation artefact's published test protocol; {str(path)!r} "
+            f"is {what}."
+        )
+    if len(batches) != 1:
+        raise LitevitError("--protocol test takes one --batch: the number of windows per graph call.")
+    seg_protocols.check_artifact(manifest, seg_protocols.protocol_for(manifest, aug))
+
+
+def _test_protocol_runs(
+    runner: Runner,
+    manifest: dict[str, Any],
+    aug: bool,
+    window_batch: int,
+    warmup: int,
+    iterations: int | None,
+    seconds: float | None,
+    sampler: TegrastatsSampler,
+    progress: bool,
+    label: str,
+) -> list[dict[str, Any]]:
+    """Two runs: the graph alone on one call's input, and the whole protocol per image (uint8
+    image in, label map at the original size out), on synthetic ADE20K-like image sizes."""
+    from litevit.runtime import seg_protocols
+
+    protocol = seg_protocols.protocol_for(manifest, aug)
+    graph = seg_protocols.GraphScores(runner, manifest, window_batch)
+    data_config = manifest["data_config"]
+    sizes = paper_image_sizes(iterations if iterations is not None else 10_000)
+    first_w, first_h = seg_protocols.rescale_size(
+        sizes[0][1], sizes[0][0], protocol.scales()[0], protocol.min_size
+    )
+    if protocol.mode == "slide":
+        assert protocol.crop_size is not None
+        call_shape = (graph.batch, 3, *protocol.crop_size)
+    else:
+        call_shape = (1, 3, first_h, first_w)
+    rng = np.random.default_rng(PAPER_SEED)
+    feeds = {graph.input_name: rng.standard_normal(call_shape, dtype=np.float32).astype(graph.dtype)}
+    region = runner.timed_region(feeds)
+    graph_run = _timed_run(
+        region,
+        "graph",
+        call_shape[0],
+        feeds,
+        warmup,
+        iterations,
+        seconds,
+        sampler,
+        progress,
+        f"{label} graph",
+    )
+
+    def image(hw: tuple[int, int]) -> np.ndarray:
+        return rng.integers(0, 256, (*hw, 3), dtype=np.uint8)
+
+    for hw in paper_image_sizes(warmup, seed=PAPER_SEED + 1):
+        seg_protocols.predict(image(hw), protocol, graph, data_config)
+    host_ms: list[float] = []
+    calls = 0
+    budget_ns = None if seconds is None else int(seconds * 1e9)
+    bar = Progress(progress, iterations, f"{label} (test protocol)")
+    window_start = time.monotonic()
+    loop_start = time.perf_counter_ns()
+    try:
+        while True:
+            pixels = image(sizes[len(host_ms) % len(sizes)])  # decoding stands outside, as a data loader
+            before = graph.calls
+            start = time.perf_counter_ns()
+            seg_protocols.predict(pixels, protocol, graph, data_config)
+            end = time.perf_counter_ns()
+            calls += graph.calls - before
+            host_ms.append((end - start) / 1e6)
+            bar.update()
+            if iterations is not None and len(host_ms) >= iterations:
+                break
+            if budget_ns is not None and end - loop_start >= budget_ns:
+                break
+    finally:
+        bar.close()
+    window_end = time.monotonic()
+    inference = "runner.infer with host arrays in and out" + (
+        " (host->device copy + compute + device->host copy)" if runner.device.startswith("cuda") else ""
+    )
+    entry = _run_entry(
+        "protocol_end_to_end",
+        1,
+        None,
+        f"one decoded uint8 image per iteration to its label map at the original size: "
+        f"{protocol.describe()}; host numpy resizes and aggregation, {inference}, windows batched "
+        f"{graph.batch} per call",
+        warmup,
+        host_ms,
+        None,
+        summarize_samples(sampler.samples_between(window_start, window_end), TEGRASTATS_INTERVAL_MS),
+    )
+    entry["test_protocol"] = {
+        "source": protocol.source,
+        "aug": aug,
+        "images": len(host_ms),
+        "graph_calls_per_image": calls / max(len(host_ms), 1),
+        "sizes": "synthetic ADE20K-like, as --protocol paper",
+        "first_sizes_hw": [list(hw) for hw in sizes[:5]],
+    }
+    return [graph_run, entry]
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
-"""The HTTP application (Starlette): KServe v2 routes, the image endpoint and /metrics, and the
-draining state shutdown needs."""
+"""The HTTP application (Starlette): KServe v2 routes, Triton's repository index and statistics,
+the image endpoint and /metrics, and the draining state shutdown needs."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 import traceback
@@ -13,7 +14,7 @@ import numpy as np
 
 import litevit
 from litevit.calibration.images import Preprocessing
-from litevit.labels import ade20k_palette
+from litevit.labels import SEGMENTATION_LABEL_SETS, palette
 from litevit.serve.batching import InferenceFailed
 from litevit.serve.images import (
     DEFAULT_TOP_K,
@@ -162,8 +163,38 @@ def build_app(service: Service) -> Starlette:
 
     async def server_metadata(request: Request) -> Response:
         return JSONResponse(
-            {"name": "litevit", "version": litevit.__version__, "extensions": ["binary_tensor_data"]}
+            {
+                "name": "litevit",
+                "version": litevit.__version__,
+                "extensions": ["binary_tensor_data", "statistics"],
+            }
         )
+
+    async def repository_index(request: Request) -> Response:
+        """Triton's model repository index: every served model, loaded and ready (litevit serve
+        loads its models at start and never unloads one). ``{"ready": true}`` asks for the ready
+        ones only, which are all of them."""
+        body = await service.body(request)
+        if body.strip():
+            try:
+                options = json.loads(body)
+            except ValueError:
+                raise ApiError(400, "the repository index request body is not JSON.") from None
+            if not isinstance(options, dict) or not isinstance(options.get("ready", False), bool):
+                raise ApiError(400, 'the repository index request body must be {} or {"ready": true|false}.')
+        return JSONResponse(
+            [
+                {"name": name, "version": VERSION, "state": "READY", "reason": ""}
+                for name in sorted(service.models)
+            ]
+        )
+
+    async def all_statistics(request: Request) -> Response:
+        return JSONResponse(service.metrics.statistics(sorted(service.models), VERSION))
+
+    async def model_statistics(request: Request) -> Response:
+        model = service.model(request)
+        return JSONResponse(service.metrics.statistics([model.name], VERSION))
 
     async def model_metadata(request: Request) -> Response:
         return JSONResponse(service.model(request).metadata())
@@ -245,11 +276,15 @@ def build_app(service: Service) -> Starlette:
         Route("/v2/health/live", live, methods=["GET"]),
         Route("/v2/health/ready", refusing_while_draining(ready), methods=["GET"]),
         Route("/v2", refusing_while_draining(server_metadata), methods=["GET"]),
+        Route("/v2/repository/index", refusing_while_draining(repository_index), methods=["POST"]),
+        # Before /v2/models/{name}: "stats" here is the statistics of every model.
+        Route("/v2/models/stats", refusing_while_draining(all_statistics), methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
     for base in model_paths:
         routes += [
             Route(base, refusing_while_draining(model_metadata), methods=["GET"]),
+            Route(f"{base}/stats", refusing_while_draining(model_statistics), methods=["GET"]),
             Route(f"{base}/ready", refusing_while_draining(model_ready), methods=["GET"]),
             Route(f"{base}/infer", inference(infer), methods=["POST"]),
             Route(f"{base}/image", inference(image), methods=["POST"]),
@@ -268,6 +303,7 @@ def _int_query(request: Request, key: str, default: int) -> int:
 
 
 def _palette(model: ServedModel) -> list[tuple[int, int, int]]:
-    if model.manifest.get("data_config", {}).get("label_set") != "ade20k150":
+    label_set = model.manifest.get("data_config", {}).get("label_set")
+    if label_set not in SEGMENTATION_LABEL_SETS:
         raise ApiError(400, f"model {model.name!r} has no class palette; leave out palette=true.")
-    return ade20k_palette()
+    return palette(label_set)

@@ -40,6 +40,32 @@ def trained_lvt() -> TrainedModel:
 
 
 @pytest.fixture(scope="session")
+def trained_upernet() -> TrainedModel:
+    """ELSA UPerNet's smoke architecture trained on ``shapes`` scenes (``make_seg_fixture.py``);
+    ``facts["test_protocol"]`` is the sliding-window protocol it is scored with."""
+    return TrainedModel(
+        TRAINED_DIR / "upernet_shapes.pth", json.loads((TRAINED_DIR / "upernet_shapes.json").read_text())
+    )
+
+
+@pytest.fixture(scope="session")
+def shape_scenes(tmp_path_factory: pytest.TempPathFactory) -> Callable[[range], Path]:
+    """``shape_scenes(seeds)``: ``images/`` + ``annotations/`` folders of those ``shapes`` scenes,
+    written once per session; treat them as read-only."""
+    import shapes
+
+    written: dict[tuple[int, int], Path] = {}
+
+    def make(seeds: range) -> Path:
+        key = (seeds.start, seeds.stop)
+        if key not in written:
+            written[key] = shapes.write_scenes(tmp_path_factory.mktemp(f"scenes-{key[0]}-{key[1]}"), seeds)
+        return written[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def digit_folder(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
     """``digit_folder(split, layout="classes", limit=None)``: a folder of that split's digits as PNG
     files (see ``digits.write_digit_images``), written once per session; treat it as read-only."""

@@ -57,6 +57,9 @@ class ModelCfg:
     interpolation: str = "bicubic"
     crop_pct: float | None = 0.875  # classification: resize to size/crop_pct, centre crop
     seg_resize: str | None = None  # segmentation test-time resize rule, in words
+    # Segmentation: the published test protocol as data (mmseg test_cfg + test pipeline), run around
+    # any runner by litevit.runtime.seg_protocols; see SegTestProtocol there for the fields.
+    test_protocol: dict[str, Any] | None = None
     min_size: tuple[int, int] | None = None  # smallest (H, W) the model can take, if any
     checkpoint: str = ""  # official release file and repository
     paper: PaperFigures = field(default_factory=PaperFigures)
@@ -75,6 +78,7 @@ class ModelCfg:
             "interpolation": self.interpolation,
             "crop_pct": self.crop_pct,
             "seg_resize": self.seg_resize,
+            "test_protocol": self.test_protocol,
             "size_divisor": self.size_divisor,
             "label_set": self.label_set,
             "num_classes": self.num_classes,

@@ -52,7 +52,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from litevit.models._layers import DropPath, Mlp, check_input
-from litevit.models._registry import IMAGENET_MEAN, IMAGENET_STD, ModelCfg, PaperFigures, register_model
+from litevit.models._registry import (
+    IMAGENET_MEAN,
+    IMAGENET_MEAN_255,
+    IMAGENET_STD,
+    IMAGENET_STD_255,
+    ModelCfg,
+    PaperFigures,
+    register_model,
+)
+from litevit.models.segmentation import mmseg_test_protocol
+from litevit.models.upernet import PPM_BINS, FCNHead, UPerHead, init_decode_weights
 from litevit.ops.ghost_head import GHOST_HEAD_OP
 
 # The value added to attention logits between tokens of different regions in a shifted window
@@ -62,6 +72,16 @@ _SHIFT_MASK_VALUE = -100.0
 
 def _round_up(value: int, multiple: int) -> int:
     return math.ceil(value / multiple) * multiple
+
+
+def _pad_to_multiple(size: int, multiple: int) -> int:
+    """Zeros to add so that ``size`` becomes a multiple of ``multiple``.
+
+    Written as a ceil division, not ``(m - size % m) % m``: with symbolic sizes (export with
+    dynamic H, W) nested modulos of several padding stages make torch.export's shape reasoning
+    take minutes; floor divisions simplify.
+    """
+    return (size + multiple - 1) // multiple * multiple - size
 
 
 class ELSA(nn.Module):
@@ -292,12 +312,14 @@ class SwinBlock(nn.Module):
         drop: float = 0.0,
         attn_drop: float = 0.0,
         drop_path: float = 0.0,
+        always_shift: bool = False,
     ) -> None:
         super().__init__()
         if not 0 <= shift_size < window_size:
             raise ValueError(f"shift_size must be in [0, {window_size}); got {shift_size}.")
         self.window_size = window_size
         self.shift_size = shift_size
+        self.always_shift = always_shift
         self.norm1 = nn.LayerNorm(dim)
         self.attn = WindowAttention(dim, window_size, num_heads, qkv_bias, attn_drop, drop)
         self.drop_path = DropPath(drop_path)
@@ -307,11 +329,12 @@ class SwinBlock(nn.Module):
     def _window_attention(self, x: torch.Tensor) -> torch.Tensor:
         _, height, width, _ = x.shape
         window = self.window_size
-        # Classification code: a map that fits one window in its smaller side is never shifted.
-        shift = self.shift_size if min(height, width) > window else 0
+        # Classification code: a map that fits one window in its smaller side is never shifted;
+        # the det/seg backbone shifts the odd blocks at every size (always_shift).
+        shift = self.shift_size if self.always_shift or min(height, width) > window else 0
         # Zero padding to multiples of the window (det/seg backbone); padded tokens are unmasked.
-        pad_bottom = (window - height % window) % window
-        pad_right = (window - width % window) % window
+        pad_bottom = _pad_to_multiple(height, window)
+        pad_right = _pad_to_multiple(width, window)
         x = F.pad(x, (0, 0, 0, pad_right, 0, pad_bottom))
         padded_h, padded_w = height + pad_bottom, width + pad_right
         mask = None
@@ -330,26 +353,40 @@ class SwinBlock(nn.Module):
 
 
 class PatchEmbed(nn.Module):
-    """Conv patch x patch / patch + LayerNorm -> (B, H/patch, W/patch, C)."""
+    """Conv patch x patch / patch + LayerNorm -> (B, H/patch, W/patch, C).
 
-    def __init__(self, patch_size: int, in_chans: int, embed_dim: int) -> None:
+    ``pad=True`` (det/seg backbone): zeros on the right and bottom up to multiples of the patch.
+    """
+
+    def __init__(self, patch_size: int, in_chans: int, embed_dim: int, pad: bool = False) -> None:
         super().__init__()
+        self.patch_size = patch_size
+        self.pad = pad
         self.proj = nn.Conv2d(in_chans, embed_dim, patch_size, stride=patch_size)
         self.norm = nn.LayerNorm(embed_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pad:
+            patch = self.patch_size
+            x = F.pad(x, (0, _pad_to_multiple(x.shape[-1], patch), 0, _pad_to_multiple(x.shape[-2], patch)))
         return self.norm(self.proj(x).permute(0, 2, 3, 1))
 
 
 class PatchMerging(nn.Module):
-    """2x2 neighbourhood concatenation (Swin order), LayerNorm(4C), Linear 4C -> 2C without bias."""
+    """2x2 neighbourhood concatenation (Swin order), LayerNorm(4C), Linear 4C -> 2C without bias.
 
-    def __init__(self, dim: int) -> None:
+    ``pad=True`` (det/seg backbone): an odd height or width gets one zero row/column first.
+    """
+
+    def __init__(self, dim: int, pad: bool = False) -> None:
         super().__init__()
+        self.pad = pad
         self.norm = nn.LayerNorm(4 * dim)
         self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pad:
+            x = F.pad(x, (0, 0, 0, _pad_to_multiple(x.shape[2], 2), 0, _pad_to_multiple(x.shape[1], 2)))
         x = torch.cat((x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]), dim=-1)
         return self.reduction(self.norm(x))
 
@@ -366,6 +403,76 @@ class Stage(nn.Module):
         for block in self.blocks:
             x = block(x)
         return self.downsample(x) if self.downsample is not None else x
+
+
+def build_stages(
+    embed_dim: int,
+    depths: tuple[int, ...],
+    num_heads: tuple[int, ...],
+    *,
+    group_width: int,
+    window_size: int,
+    elsa_kernel: int,
+    mlp_ratio: float,
+    qkv_bias: bool,
+    qk_scale: float | None,
+    lam: float,
+    gamma: float,
+    drop_rate: float,
+    attn_drop_rate: float,
+    drop_path_rate: float,
+    dense: bool = False,
+) -> list[Stage]:
+    """The four stages: ELSA blocks in all but the last, Swin window attention in the last.
+
+    ``dense=True`` builds them as the official det/seg backbone does: PatchMerging pads odd maps
+    and stage-4 blocks shift on odd blocks at every map size.
+    """
+    if len(depths) != len(num_heads):
+        raise ValueError(f"depths {depths} and num_heads {num_heads} must have the same length.")
+    num_stages = len(depths)
+    # Stochastic-depth rates rise linearly over all blocks (computed on CPU: works under meta).
+    drop_paths = torch.linspace(0, drop_path_rate, sum(depths), device="cpu").tolist()
+    stages = []
+    for i, heads in enumerate(num_heads):
+        dim = embed_dim * 2**i
+        rates = drop_paths[sum(depths[:i]) : sum(depths[: i + 1])]
+        if i < num_stages - 1:
+            blocks: list[nn.Module] = [
+                ELSABlock(
+                    dim,
+                    heads,
+                    mlp_ratio=mlp_ratio,
+                    drop=drop_rate,
+                    attn_drop=attn_drop_rate,
+                    drop_path=rate,
+                    kernel_size=elsa_kernel,
+                    group_width=group_width,
+                    qkv_bias=qkv_bias,
+                    qk_scale=qk_scale,
+                    lam=lam,
+                    gamma=gamma,
+                )
+                for rate in rates
+            ]
+        else:
+            blocks = [
+                SwinBlock(
+                    dim,
+                    heads,
+                    window_size=window_size,
+                    shift_size=0 if j % 2 == 0 else window_size // 2,
+                    mlp_ratio=mlp_ratio,
+                    qkv_bias=qkv_bias,
+                    drop=drop_rate,
+                    attn_drop=attn_drop_rate,
+                    drop_path=rate,
+                    always_shift=dense,
+                )
+                for j, rate in enumerate(rates)
+            ]
+        stages.append(Stage(blocks, PatchMerging(dim, pad=dense) if i < num_stages - 1 else None))
+    return stages
 
 
 class ELSASwin(nn.Module):
@@ -392,54 +499,27 @@ class ELSASwin(nn.Module):
         in_chans: int = 3,
     ) -> None:
         super().__init__()
-        if len(depths) != len(num_heads):
-            raise ValueError(f"depths {depths} and num_heads {num_heads} must have the same length.")
         self.cfg = cfg
         self.num_classes = cfg.num_classes
-        num_stages = len(depths)
-        self.num_features = embed_dim * 2 ** (num_stages - 1)
+        self.num_features = embed_dim * 2 ** (len(depths) - 1)
         self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
         self.pos_drop = nn.Dropout(drop_rate)
-        # Stochastic-depth rates rise linearly over all blocks (computed on CPU: works under meta).
-        drop_paths = torch.linspace(0, drop_path_rate, sum(depths), device="cpu").tolist()
-        stages = []
-        for i, heads in enumerate(num_heads):
-            dim = embed_dim * 2**i
-            rates = drop_paths[sum(depths[:i]) : sum(depths[: i + 1])]
-            if i < num_stages - 1:
-                blocks: list[nn.Module] = [
-                    ELSABlock(
-                        dim,
-                        heads,
-                        mlp_ratio=mlp_ratio,
-                        drop=drop_rate,
-                        attn_drop=attn_drop_rate,
-                        drop_path=rate,
-                        kernel_size=elsa_kernel,
-                        group_width=group_width,
-                        qkv_bias=qkv_bias,
-                        qk_scale=qk_scale,
-                        lam=lam,
-                        gamma=gamma,
-                    )
-                    for rate in rates
-                ]
-            else:
-                blocks = [
-                    SwinBlock(
-                        dim,
-                        heads,
-                        window_size=window_size,
-                        shift_size=0 if j % 2 == 0 else window_size // 2,
-                        mlp_ratio=mlp_ratio,
-                        qkv_bias=qkv_bias,
-                        drop=drop_rate,
-                        attn_drop=attn_drop_rate,
-                        drop_path=rate,
-                    )
-                    for j, rate in enumerate(rates)
-                ]
-            stages.append(Stage(blocks, PatchMerging(dim) if i < num_stages - 1 else None))
+        stages = build_stages(
+            embed_dim,
+            depths,
+            num_heads,
+            group_width=group_width,
+            window_size=window_size,
+            elsa_kernel=elsa_kernel,
+            mlp_ratio=mlp_ratio,
+            qkv_bias=qkv_bias,
+            qk_scale=qk_scale,
+            lam=lam,
+            gamma=gamma,
+            drop_rate=drop_rate,
+            attn_drop_rate=attn_drop_rate,
+            drop_path_rate=drop_path_rate,
+        )
         self.layers = nn.Sequential(*stages)
         self.norm = nn.LayerNorm(self.num_features)
         self.head = nn.Linear(self.num_features, self.num_classes) if self.num_classes > 0 else nn.Identity()
@@ -454,6 +534,122 @@ class ELSASwin(nn.Module):
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = x.mean(dim=(1, 2))
         return x if pre_logits else self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+class ELSASwinBackbone(nn.Module):
+    """The official det/seg ``ELSASwin`` (``seg/mmseg/models/backbones/elsa_swin.py``): the four
+    stages' maps, each through its own LayerNorm ``norm{i}``, as NCHW tensors (strides 4 to 32).
+
+    Any input size: the patch embedding pads to multiples of 4, PatchMerging pads odd maps and
+    stage 4 pads to multiples of the window, all with zeros, as the official backbone does; stage-4
+    odd blocks always shift. The ELSA stages use ``qk_scale=1`` and stage 4 ``head_dim ** -0.5``, as
+    the seg configs (``qk_scale=None``) build them.
+    """
+
+    def __init__(
+        self,
+        embed_dim: int,
+        depths: tuple[int, ...],
+        num_heads: tuple[int, ...],
+        group_width: int,
+        patch_size: int = 4,
+        window_size: int = 7,
+        elsa_kernel: int = 7,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        lam: float = 0.0,
+        gamma: float = 1.0,
+        drop_path_rate: float = 0.3,
+        in_chans: int = 3,
+    ) -> None:
+        super().__init__()
+        self.num_features = tuple(embed_dim * 2**i for i in range(len(depths)))
+        self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim, pad=True)
+        self.layers = nn.ModuleList(
+            build_stages(
+                embed_dim,
+                depths,
+                num_heads,
+                group_width=group_width,
+                window_size=window_size,
+                elsa_kernel=elsa_kernel,
+                mlp_ratio=mlp_ratio,
+                qkv_bias=qkv_bias,
+                qk_scale=1.0,
+                lam=lam,
+                gamma=gamma,
+                drop_rate=0.0,
+                attn_drop_rate=0.0,
+                drop_path_rate=drop_path_rate,
+                dense=True,
+            )
+        )
+        for i, dim in enumerate(self.num_features):
+            self.add_module(f"norm{i}", nn.LayerNorm(dim))
+        self.apply(_init_weights)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = self.patch_embed(x)
+        outs = []
+        for i, stage in enumerate(self.layers):
+            assert isinstance(stage, Stage)
+            for block in stage.blocks:
+                x = block(x)
+            outs.append(getattr(self, f"norm{i}")(x).permute(0, 3, 1, 2))
+            if stage.downsample is not None:
+                x = stage.downsample(x)
+        return outs
+
+
+class ELSAUPerNet(nn.Module):
+    """ELSA-Swin + UPerNet (mmseg 0.11 ``EncoderDecoder``): ``forward`` returns class logits at
+    1/4 of the input (ceil for sizes that are not multiples of 4); mmseg's test resizes them
+    bilinearly to the input and then to the original image (``litevit.runtime.seg_protocols``).
+
+    ``auxiliary_head`` is the training-only FCN head on stage 3: kept so the release loads with
+    every key and the parameter count equals the official build's; ``forward_auxiliary`` runs it,
+    ``forward`` (and so every exported graph) does not.
+    """
+
+    def __init__(
+        self,
+        cfg: ModelCfg,
+        *,
+        embed_dim: int,
+        depths: tuple[int, ...],
+        num_heads: tuple[int, ...],
+        group_width: int,
+        channels: int = 512,
+        aux_channels: int = 256,
+        pool_scales: tuple[int, ...] = PPM_BINS,
+        drop_path_rate: float = 0.3,
+    ) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.num_classes = cfg.num_classes
+        self.backbone = ELSASwinBackbone(
+            embed_dim, depths, num_heads, group_width, drop_path_rate=drop_path_rate
+        )
+        dims = self.backbone.num_features
+        self.decode_head = UPerHead(dims, channels, cfg.num_classes, pool_scales)
+        self.auxiliary_head = FCNHead(dims[2], aux_channels, cfg.num_classes)
+        init_decode_weights(self.decode_head)
+        init_decode_weights(self.auxiliary_head)
+
+    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Image -> the four normalised stage maps (B, C_i, H_i, W_i)."""
+        check_input(x, self.cfg)
+        return self.backbone(x)
+
+    def forward_head(self, features: list[torch.Tensor]) -> torch.Tensor:
+        return self.decode_head(features)
+
+    def forward_auxiliary(self, features: list[torch.Tensor]) -> torch.Tensor:
+        """The auxiliary FCN head's logits at 1/16 (training loss weight 0.4; not used at test time)."""
+        return self.auxiliary_head(features[2])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
@@ -485,7 +681,7 @@ def checkpoint_filter_fn(state: dict[str, torch.Tensor], model: nn.Module) -> di
 _REPO = "damo-cv/ELSA"
 _MACS_NOTE = (
     "fvcore count of the official model plus the ELSA aggregation fvcore does not see "
-    "(B*C*H*W*k*k); see models.md section 2.3."
+    "(B*C*H*W*k*k per ELSA layer)."
 )
 
 
@@ -606,3 +802,100 @@ def elsa_swin_small(cfg: ModelCfg, **kwargs: Any) -> ELSASwin:
 )
 def elsa_swin_base(cfg: ModelCfg, **kwargs: Any) -> ELSASwin:
     return _build(cfg, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# ELSA-Swin + UPerNet on ADE20K (seg/configs/elsa_swin/upernet_elsa_{tiny,small}_160k.py, mmseg 0.11)
+
+_UPERNET_SOURCE = "damo-cv/ELSA seg/configs/elsa_swin/upernet_elsa_{}_160k.py (mmseg 0.11)"
+_UPERNET_NOTE = (
+    "README params are rounded; the official build (EncoderDecoder with the FCN auxiliary head, "
+    "whose 0.924 M parameters are training-only) has {:.3f} M. The README and paper give no FLOPs."
+)
+UPERNET_VARIANTS: dict[str, dict[str, Any]] = {
+    # drop_path_rate 0.3 for both (seg configs); group width 4 for Tiny (its config), 8 for Small
+    # (the backbone's default: the Small config does not set it).
+    "elsa_swin_tiny_upernet_ade": {
+        "embed_dim": 96,
+        "depths": (2, 2, 6, 2),
+        "num_heads": (3, 6, 12, 24),
+        "group_width": 4,
+    },
+    "elsa_swin_small_upernet_ade": {
+        "embed_dim": 96,
+        "depths": (2, 2, 18, 2),
+        "num_heads": (3, 6, 12, 24),
+        "group_width": 8,
+    },
+}
+
+
+def _upernet_cfg(
+    name: str, size: str, params_m: float, measured_m: float, miou: float, drive_id: str
+) -> ModelCfg:
+    return ModelCfg(
+        name=name,
+        family="elsa",
+        smoke_arch={
+            "embed_dim": 24,
+            "depths": (1, 1, 1, 2),
+            "num_heads": (1, 2, 2, 4),
+            "group_width": 4,
+            "channels": 32,
+            "aux_channels": 16,
+        },
+        task="segmentation",
+        input_size=(512, 512),
+        num_classes=150,
+        label_set="ade20k150",
+        # Any size: the backbone pads as the official one does (test images keep their ratio).
+        size_divisor=1,
+        min_size=(32, 32),
+        mean=IMAGENET_MEAN_255,
+        std=IMAGENET_STD_255,
+        pixel_scale=255.0,
+        interpolation="bilinear",
+        crop_pct=None,
+        seg_resize=(
+            "mmseg whole-image test: resize keeping the aspect ratio to fit (2048, 512) (short side 512, "
+            "long side at most 2048), no padding; logits resized bilinearly to the resized image, then to "
+            "the original image. Published mIoU: multi-scale (ratios 0.5-1.75) + flip."
+        ),
+        test_protocol=mmseg_test_protocol("whole", (2048, 512), _UPERNET_SOURCE.format(size)),
+        checkpoint=f"{_REPO} README, Google Drive id {drive_id}",
+        paper=PaperFigures(
+            params_m=params_m,
+            gmacs=None,
+            resolution=(512, 2048),
+            metric=f"mIoU {miou} (ms+flip), ADE20K val",
+            source="damo-cv/ELSA README (ADE20K table)",
+            note=_UPERNET_NOTE.format(measured_m),
+        ),
+        arch=UPERNET_VARIANTS[name],
+    )
+
+
+def _build_upernet(cfg: ModelCfg, **kwargs: Any) -> ELSAUPerNet:
+    return ELSAUPerNet(cfg, **{**UPERNET_VARIANTS[cfg.name], **kwargs})
+
+
+@register_model(
+    _upernet_cfg(
+        "elsa_swin_tiny_upernet_ade", "tiny", 61.0, 60.794, 47.9, "1SjHyXNv-ODGsDxcDbvDPNHUQUoMq8FWR"
+    ),
+    checkpoint_filter=checkpoint_filter_fn,
+)
+def elsa_swin_tiny_upernet_ade(cfg: ModelCfg, **kwargs: Any) -> ELSAUPerNet:
+    """ELSA-Swin-T + UPerNet, ADE20K-150 (trained at 512x512 crops, tested whole-image)."""
+    return _build_upernet(cfg, **kwargs)
+
+
+@register_model(
+    _upernet_cfg(
+        "elsa_swin_small_upernet_ade", "small", 85.0, 84.528, 50.4, "1RIaq45wBW0wnJlCK9cf-PDKGV41ECQ86"
+    ),
+    checkpoint_filter=checkpoint_filter_fn,
+)
+def elsa_swin_small_upernet_ade(cfg: ModelCfg, **kwargs: Any) -> ELSAUPerNet:
+    """ELSA-Swin-S + UPerNet, ADE20K-150 (trained at 512x512 crops, tested whole-image)."""
+    return _build_upernet(cfg, **kwargs)

@@ -63,6 +63,7 @@ from litevit.models._registry import (
     PaperFigures,
     register_model,
 )
+from litevit.models.segmentation import mmseg_test_protocol
 from litevit.ops.csa import CSA_OP, gather_windows, window_gather_weight
 from litevit.ops.rasa import RASA_OP
 
@@ -590,6 +591,12 @@ def lvt(cfg: ModelCfg, **kwargs: Any) -> Lvt:
         seg_resize="short side 512 keeping aspect ratio (long side at most 2048; mmseg img_scale "
         "(2048, 512)), then each side resized up to the next multiple of 32 (AlignedResize "
         "size_divisor=32); RGB; logits resized bilinearly to the original image",
+        test_protocol=mmseg_test_protocol(
+            "whole",
+            (2048, 512),
+            "Chenglin-Yang/LVT segmentation ADE20K config: AlignedResize(size_divisor=32), test mode whole",
+            size_divisor=32,
+        ),
         checkpoint=_CHECKPOINT_SEG,
         paper=PaperFigures(
             params_m=3.9,

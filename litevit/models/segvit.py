@@ -57,8 +57,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from litevit.models._layers import check_input
+from litevit.models._layers import check_input, expand_to_batch
 from litevit.models._registry import ModelCfg, PaperFigures, register_model
+from litevit.models.segmentation import mmseg_test_protocol
 
 PATCH_SIZE = 16
 _JAX_MEAN_STD_255 = (127.5, 127.5, 127.5)
@@ -342,7 +343,7 @@ class ATMHead(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if len(features) != self.num_stages:
             raise ValueError(f"ATMHead takes {self.num_stages} features; got {len(features)}")
-        queries = self.q.weight.unsqueeze(0).expand(features[0].shape[0], -1, -1)
+        queries = expand_to_batch(self.q.weight, features[0].shape[0])
         mask_logits: torch.Tensor | None = None
         for i, feature in enumerate(reversed(features), start=1):
             memory = getattr(self, f"proj_norm_{i}")(getattr(self, f"input_proj_{i}")(feature))
@@ -418,8 +419,9 @@ class TPNATMHead(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if len(features) != self.num_stages:
             raise ValueError(f"TPNATMHead takes {self.num_stages} features; got {len(features)}")
-        queries = resample_grid_embedding(self.q.weight, self.grid, grid)
-        queries = queries.unsqueeze(0).expand(features[0].shape[0], -1, -1)
+        queries = expand_to_batch(
+            resample_grid_embedding(self.q.weight, self.grid, grid), features[0].shape[0]
+        )
         for i, feature in enumerate(features, start=1):
             memory = getattr(self, f"proj_norm_{i}")(getattr(self, f"input_proj_{i}")(feature))
             queries = getattr(self, f"decoder_{i}")(queries, memory)
@@ -573,15 +575,18 @@ _ARCH_VIT_L: dict[str, Any] = {
 _ARCH_VIT_L_SHRUNK: dict[str, Any] = {**_ARCH_VIT_L, "out_indices": (7, 23), "shrink_idx": 8}
 
 
-def _seg_resize(crop: int, stride: int, divisor: int) -> str:
+def _seg_resize(crop: int, stride: int, img_scale: tuple[int, int], min_size: int | None) -> str:
+    if min_size is None:
+        resize = f"keeping the aspect ratio by min({img_scale[0]} / long side, {img_scale[1]} / short side)"
+    else:
+        short = max(min(img_scale), min_size)
+        resize = f"keeping the aspect ratio to short side {short} (mmseg 0.24 min_size)"
     return (
-        f"Official test (mmseg): resize keeping the aspect ratio by min(2048 / long side, "
-        f"{crop} / short side), then sliding-window inference with {crop}x{crop} crops at stride "
-        f"{stride}, averaging the class scores of overlapping crops. litevit runs the whole image "
-        f"in one pass instead: the same aspect-preserving resize (short side {crop}, long side at "
-        f"most 2048), then height and width rounded to the nearest multiple of {divisor}; the "
-        f"position embedding is resampled to that grid; the label map is resized back to the "
-        f"original image."
+        f"Official test (mmseg): resize {resize}, then sliding-window inference with {crop}x{crop} "
+        f"windows at stride {stride}, class scores of overlapping windows averaged, resized bilinearly "
+        f"to the original image (litevit val --protocol test; an artefact exported at {crop}x{crop} "
+        f"runs the windows). The graph itself also takes whole images at other sizes (multiples of "
+        f"the patch grid), with the position embedding resampled."
     )
 
 
@@ -601,6 +606,11 @@ def _segvit_cfg(
     *,
     crop: int,
     stride: int,
+    img_scale: tuple[int, int],
+    min_size: int | None,
+    config: str,
+    num_classes: int,
+    label_set: str,
     divisor: int,
     mean: tuple[float, float, float],
     std: tuple[float, float, float],
@@ -615,15 +625,18 @@ def _segvit_cfg(
         smoke_arch=smoke_arch,
         task="segmentation",
         input_size=(crop, crop),
-        num_classes=150,
-        label_set="ade20k150",
+        num_classes=num_classes,
+        label_set=label_set,
         size_divisor=divisor,
         mean=mean,
         std=std,
         pixel_scale=255.0,
         interpolation="bilinear",
         crop_pct=None,
-        seg_resize=_seg_resize(crop, stride, divisor),
+        seg_resize=_seg_resize(crop, stride, img_scale, min_size),
+        test_protocol=mmseg_test_protocol(
+            "slide", img_scale, f"zbwxp/SegVit {config}", min_size=min_size, crop_size=crop, stride=stride
+        ),
         checkpoint=f"{checkpoint} ({_CHECKPOINT_REPO})",
         paper=paper,
         arch=arch,
@@ -641,6 +654,12 @@ _FLOPS_NOTE = (
         "segvit_vit_b_ade",
         crop=512,
         stride=341,
+        img_scale=(2048, 512),
+        min_size=None,
+        # No ViT-B config ships: the ADE20K base config's test pipeline with the base model's slide.
+        config="configs/_base_/datasets/ade20k.py + configs/_base_/models/seg_vit-b16.py",
+        num_classes=150,
+        label_set="ade20k150",
         divisor=PATCH_SIZE,
         # No ViT-B config ships with the release; the mmseg ADE20K dataset base it would inherit
         # normalises with the ImageNet mean/std (the ViT-L configs override it with "jax" 127.5).
@@ -653,7 +672,7 @@ _FLOPS_NOTE = (
             resolution=(512, 512),
             metric="mIoU 51.3 (ss) / 53.0 (ms), ADE20K val",
             source="zbwxp/SegVit README",
-            note=_FLOPS_NOTE + " params: fvcore re-measurement of the official classes (models.md).",
+            note=_FLOPS_NOTE + " params: fvcore re-measurement of the official classes.",
         ),
         arch=_ARCH_VIT_B,
         smoke_arch={**_SMOKE_VIT, "out_indices": (1, 3, 5)},
@@ -670,6 +689,11 @@ def segvit_vit_b_ade(cfg: ModelCfg, **kwargs: Any) -> SegViT:
         "segvit_vit_l_ade",
         crop=640,
         stride=608,
+        img_scale=(2048, 640),
+        min_size=None,
+        config="configs/segvit/segvit_vit-l_jax_640x640_160k_ade20k.py",
+        num_classes=150,
+        label_set="ade20k150",
         divisor=PATCH_SIZE,
         mean=_JAX_MEAN_STD_255,
         std=_JAX_MEAN_STD_255,
@@ -680,7 +704,7 @@ def segvit_vit_b_ade(cfg: ModelCfg, **kwargs: Any) -> SegViT:
             resolution=(640, 640),
             metric="mIoU 54.6 (ss) / 55.2 (ms), ADE20K val",
             source="zbwxp/SegVit README",
-            note=_FLOPS_NOTE + " params: fvcore re-measurement of the official classes (models.md).",
+            note=_FLOPS_NOTE + " params: fvcore re-measurement of the official classes.",
         ),
         arch=_ARCH_VIT_L,
         smoke_arch={**_SMOKE_VIT, "out_indices": (1, 3, 5)},
@@ -697,6 +721,11 @@ def segvit_vit_l_ade(cfg: ModelCfg, **kwargs: Any) -> SegViT:
         "segvit_shrunk_vit_l_ade",
         crop=640,
         stride=608,
+        img_scale=(2048, 640),
+        min_size=None,
+        config="configs/segvit/shrink/segvit_vit-l_jax_shrink8_tpnatm.py",
+        num_classes=150,
+        label_set="ade20k150",
         # QD halves the 1/16 grid, so the image must be a multiple of 32.
         divisor=2 * PATCH_SIZE,
         mean=_JAX_MEAN_STD_255,
@@ -718,4 +747,143 @@ def segvit_vit_l_ade(cfg: ModelCfg, **kwargs: Any) -> SegViT:
 )
 def segvit_shrunk_vit_l_ade(cfg: ModelCfg, **kwargs: Any) -> SegViT:
     """SegViT Shrunk (QD at layer 8 + QU/TPN + single ATM), ViT-L/16, ADE20K-150 at 640x640."""
+    return SegViT(cfg, **{**cfg.arch, **kwargs})
+
+
+# --------------------------------------------------------------------------------------------
+# COCO-Stuff-10k (171 classes) and PASCAL-Context (60 classes: 59 + background)
+#
+# The configs: ViT-L (or vit_shrink + TPNATMHead) at the dataset's crop size, "jax" mean/std,
+# slide test, and mmseg 0.24's keep-ratio Resize with min_size (short side 512 / 520).
+# PASCAL-Context: the released configs build 60 classes on mmseg's PascalContextDataset (label 0 =
+# background, scored; the maintainers confirm the 60 in zbwxp/SegVit#9), though the README calls the
+# checkpoints "59cls". The 60-class head is the official build; a 59-class checkpoint would be
+# refused by load_pretrained with the class_embed/q shapes named.
+
+_COCO_STUFF: dict[str, Any] = {
+    "crop": 512,
+    "stride": 341,
+    "img_scale": (2048, 512),
+    "min_size": 512,
+    "num_classes": 171,
+    "label_set": "cocostuff171",
+}
+_PASCAL_CONTEXT: dict[str, Any] = {
+    "crop": 480,
+    "stride": 320,
+    "img_scale": (520, 520),
+    "min_size": 480,
+    "num_classes": 60,
+    "label_set": "pascal_context60",
+}
+_SHRUNK_FLOPS_NOTE = (
+    _FLOPS_NOTE + " Plain fvcore on torch>=2 misses the QU decoders' SDPA matmuls; litevit counts them."
+)
+
+
+@register_model(
+    _segvit_cfg(
+        "segvit_vit_l_coco_stuff10k",
+        **_COCO_STUFF,
+        config="configs/segvit/segvit_vit-l_jax_512x512_80k_cocostuff10k.py",
+        divisor=PATCH_SIZE,
+        mean=_JAX_MEAN_STD_255,
+        std=_JAX_MEAN_STD_255,
+        checkpoint="COCOstuff_49.9.pth",
+        paper=PaperFigures(
+            params_m=343.74,
+            gmacs=383.9,
+            resolution=(512, 512),
+            metric="mIoU 49.9 (ss) / 50.3 (ms), COCO-Stuff-10k test",
+            source="zbwxp/SegVit README",
+            note=_FLOPS_NOTE + " params: the official classes (tests/fixtures/keys).",
+        ),
+        arch=_ARCH_VIT_L,
+        smoke_arch={**_SMOKE_VIT, "out_indices": (1, 3, 5)},
+    ),
+    checkpoint_filter=checkpoint_filter_fn,
+)
+def segvit_vit_l_coco_stuff10k(cfg: ModelCfg, **kwargs: Any) -> SegViT:
+    """SegViT, ViT-L/16 + ATM head, COCO-Stuff-10k (171 classes) at 512x512."""
+    return SegViT(cfg, **{**cfg.arch, **kwargs})
+
+
+@register_model(
+    _segvit_cfg(
+        "segvit_shrunk_vit_l_coco_stuff10k",
+        **_COCO_STUFF,
+        config="configs/segvit/shrink/segvit_vit-l_jax_shrink8_tpnatm_coco.py",
+        divisor=2 * PATCH_SIZE,
+        mean=_JAX_MEAN_STD_255,
+        std=_JAX_MEAN_STD_255,
+        checkpoint="COCOstuff10k_shrunk_49.1.pth",
+        paper=PaperFigures(
+            params_m=343.74,
+            gmacs=224.8,
+            resolution=(512, 512),
+            metric="mIoU 49.1 (ss) / 49.4 (ms), COCO-Stuff-10k test",
+            source="zbwxp/SegVit README",
+            note=_SHRUNK_FLOPS_NOTE + " params: the official classes (tests/fixtures/keys).",
+        ),
+        arch=_ARCH_VIT_L_SHRUNK,
+        smoke_arch={**_SMOKE_VIT, "out_indices": (1, 5), "shrink_idx": 2},
+    ),
+    checkpoint_filter=checkpoint_filter_fn,
+)
+def segvit_shrunk_vit_l_coco_stuff10k(cfg: ModelCfg, **kwargs: Any) -> SegViT:
+    """SegViT Shrunk (QD at layer 8 + QU/TPN + single ATM), ViT-L/16, COCO-Stuff-10k at 512x512."""
+    return SegViT(cfg, **{**cfg.arch, **kwargs})
+
+
+@register_model(
+    _segvit_cfg(
+        "segvit_vit_l_pascal_context",
+        **_PASCAL_CONTEXT,
+        config="configs/segvit/segvit_vit-l_jax_480x480_80k_pc.py",
+        divisor=PATCH_SIZE,
+        mean=_JAX_MEAN_STD_255,
+        std=_JAX_MEAN_STD_255,
+        checkpoint="PC59cls_64.1.pth",
+        paper=PaperFigures(
+            params_m=343.50,
+            gmacs=321.6,
+            resolution=(480, 480),
+            metric="mIoU 64.1 (ss) / 65.3 (ms), PASCAL-Context val",
+            source="zbwxp/SegVit README",
+            note=_FLOPS_NOTE + " params: the official classes (60-class config).",
+        ),
+        arch=_ARCH_VIT_L,
+        smoke_arch={**_SMOKE_VIT, "out_indices": (1, 3, 5)},
+    ),
+    checkpoint_filter=checkpoint_filter_fn,
+)
+def segvit_vit_l_pascal_context(cfg: ModelCfg, **kwargs: Any) -> SegViT:
+    """SegViT, ViT-L/16 + ATM head, PASCAL-Context (60 classes incl. background) at 480x480."""
+    return SegViT(cfg, **{**cfg.arch, **kwargs})
+
+
+@register_model(
+    _segvit_cfg(
+        "segvit_shrunk_vit_l_pascal_context",
+        **_PASCAL_CONTEXT,
+        config="configs/segvit/shrink/segvit_vit-l_jax_shrink8_tpnatm_pc.py",
+        divisor=2 * PATCH_SIZE,
+        mean=_JAX_MEAN_STD_255,
+        std=_JAX_MEAN_STD_255,
+        checkpoint="PC59cls_62.3.pth",
+        paper=PaperFigures(
+            params_m=343.43,
+            gmacs=186.9,
+            resolution=(480, 480),
+            metric="mIoU 62.3 (ss) / 63.7 (ms), PASCAL-Context val",
+            source="zbwxp/SegVit README",
+            note=_SHRUNK_FLOPS_NOTE + " params: the official classes (60-class config).",
+        ),
+        arch=_ARCH_VIT_L_SHRUNK,
+        smoke_arch={**_SMOKE_VIT, "out_indices": (1, 5), "shrink_idx": 2},
+    ),
+    checkpoint_filter=checkpoint_filter_fn,
+)
+def segvit_shrunk_vit_l_pascal_context(cfg: ModelCfg, **kwargs: Any) -> SegViT:
+    """SegViT Shrunk (QD at layer 8 + QU/TPN + single ATM), ViT-L/16, PASCAL-Context at 480x480."""
     return SegViT(cfg, **{**cfg.arch, **kwargs})

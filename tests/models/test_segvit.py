@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
 import torch
 
 from litevit.errors import CheckpointError, InputSizeError
+from litevit.flops import count_model
 from litevit.models import create_model, get_model_cfg, load_pretrained
 from litevit.models._pretrained import check_state_dict, convert_checkpoint, state_dict_from_key_list
 from litevit.models import segmentation_labels
@@ -153,7 +155,8 @@ def test_variant_configs() -> None:
             150,
             255.0,
         )
-        assert "slid" in cfg.seg_resize and "multiple of" in cfg.seg_resize
+        assert "slid" in cfg.seg_resize
+        assert cfg.test_protocol is not None and cfg.test_protocol["mode"] == "slide"
     assert get_model_cfg("segvit_vit_b_ade").input_size == (512, 512)
     assert get_model_cfg("segvit_vit_l_ade").mean == get_model_cfg("segvit_vit_l_ade").std == (127.5,) * 3
     assert get_model_cfg("segvit_shrunk_vit_l_ade").input_size == (640, 640)
@@ -204,7 +207,7 @@ def test_corrupted_key_list_is_refused(name: str) -> None:
     assert "backbone.layers.3.ffn.layers.0.9.weight" in str(err.value)
 
 
-# Measured on the official classes (models.md section 3.6): backbone + head parameters.
+# Measured on the official classes (docs/model-figures.md, SegViT): backbone + head parameters.
 FULL_PARAMS_M = {
     "segvit_vit_b_ade": (86.43, 22.30),
     "segvit_vit_l_ade": (304.74, 39.57),
@@ -235,3 +238,53 @@ def test_full_vit_b_forward_non_square() -> None:
     with torch.no_grad():
         scores = model(torch.randn(1, 3, 512, 704))
     assert scores.shape == (1, 150, 512, 704) and torch.isfinite(scores).all()
+
+
+# COCO-Stuff-10k and PASCAL-Context: key lists from the official heads (zbwxp/SegVit HEAD,
+# instantiated with stubbed mmcv/mmseg registries and base head; the same method reproduces the
+# ADE key lists above exactly) + mmseg 0.24 ViT-L backbone keys with pos_embed at the crop size.
+DATASET_VARIANTS = {
+    # name: (num_classes, label_set, crop, stride, min_size, README GFLOPs)
+    "segvit_vit_l_coco_stuff10k": (171, "cocostuff171", 512, 341, 512, 383.9),
+    "segvit_shrunk_vit_l_coco_stuff10k": (171, "cocostuff171", 512, 341, 512, 224.8),
+    "segvit_vit_l_pascal_context": (60, "pascal_context60", 480, 320, 480, 321.6),
+    "segvit_shrunk_vit_l_pascal_context": (60, "pascal_context60", 480, 320, 480, 186.9),
+}
+
+
+@pytest.mark.parametrize("name", [*VARIANTS, *DATASET_VARIANTS])
+def test_parameters_equal_the_official_build(name: str) -> None:
+    """Every parameter of the official build: the key list's tensors minus the ATM loss buffers."""
+    keys = _official_keys(name)
+    official = sum(math.prod(shape) for key, shape in keys.items() if not key.endswith("empty_weight"))
+    model = _meta_model(name)
+    assert sum(p.numel() for p in model.parameters()) == official
+    check_state_dict(model, convert_checkpoint(model, state_dict_from_key_list(keys, device="meta")))
+    assert round(official / 1e6, 2) == pytest.approx(get_model_cfg(name).paper.params_m, abs=0.005)
+
+
+@pytest.mark.parametrize("name", list(DATASET_VARIANTS))
+def test_dataset_variants_configs_and_macs(name: str) -> None:
+    num_classes, label_set, crop, stride, min_size, gflops = DATASET_VARIANTS[name]
+    cfg = get_model_cfg(name)
+    assert (cfg.num_classes, cfg.label_set, cfg.input_size) == (num_classes, label_set, (crop, crop))
+    assert cfg.mean == cfg.std == (127.5,) * 3
+    protocol = cfg.test_protocol
+    assert protocol is not None
+    assert (protocol["mode"], protocol["crop_size"], protocol["stride"], protocol["min_size"]) == (
+        "slide",
+        [crop, crop],
+        [stride, stride],
+        min_size,
+    )
+    # README "GFLOPs" are fvcore MACs at the crop size with every attention matmul counted.
+    assert count_model(_meta_model(name)).macs / 1e9 == pytest.approx(gflops, rel=0.005)
+    assert cfg.paper.gmacs == gflops
+
+
+def test_dataset_variant_builds_and_runs_reduced() -> None:
+    for name in DATASET_VARIANTS:
+        model = create_model(name, smoke=True)
+        with torch.no_grad():
+            scores = model(torch.randn(1, 3, 64, 64))
+        assert scores.shape == (1, DATASET_VARIANTS[name][0], 64, 64)
