@@ -28,6 +28,7 @@ from litevit.models.segmentation import resize_logits
 from litevit.export.opset import EXPORTER_MIN_OPSET, MIN_OPSET, convert_opset, default_opset
 from litevit.ops import DOMAIN, OP_VERSION, OPS, OpDef
 from litevit.ops._define import PLUGIN_ATTRS
+from litevit.ops._standard import translation_table as standard_translation_table
 
 OPS_MODES = ("function", "plugin", "inline")
 SEG_OUTPUTS = ("labels", "logits")
@@ -149,6 +150,7 @@ def torch_to_onnx(module: nn.Module, spec: GraphSpec, names: Sequence[str]) -> o
         )
     x = example_input(spec, model_cfg(module).size_divisor)
     table = {opdef.torch_op: _translation(opdef) for opdef in OPS.values()}
+    table.update(standard_translation_table())  # RoIAlign, NMS -> standard ONNX nodes
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # torch.export first, on its own: torch.onnx would silently fall back to a graph whose

@@ -292,12 +292,16 @@ class SwinBlock(nn.Module):
         drop: float = 0.0,
         attn_drop: float = 0.0,
         drop_path: float = 0.0,
+        shift_small_maps: bool = False,
     ) -> None:
         super().__init__()
         if not 0 <= shift_size < window_size:
             raise ValueError(f"shift_size must be in [0, {window_size}); got {shift_size}.")
         self.window_size = window_size
         self.shift_size = shift_size
+        # The det/seg backbone shifts every odd block; the classifier skips the shift when the map
+        # fits one window (see the module docstring).
+        self.shift_small_maps = shift_small_maps
         self.norm1 = nn.LayerNorm(dim)
         self.attn = WindowAttention(dim, window_size, num_heads, qkv_bias, attn_drop, drop)
         self.drop_path = DropPath(drop_path)
@@ -308,7 +312,7 @@ class SwinBlock(nn.Module):
         _, height, width, _ = x.shape
         window = self.window_size
         # Classification code: a map that fits one window in its smaller side is never shifted.
-        shift = self.shift_size if min(height, width) > window else 0
+        shift = self.shift_size if self.shift_small_maps or min(height, width) > window else 0
         # Zero padding to multiples of the window (det/seg backbone); padded tokens are unmasked.
         pad_bottom = (window - height % window) % window
         pad_right = (window - width % window) % window
@@ -400,47 +404,22 @@ class ELSASwin(nn.Module):
         self.num_features = embed_dim * 2 ** (num_stages - 1)
         self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
         self.pos_drop = nn.Dropout(drop_rate)
-        # Stochastic-depth rates rise linearly over all blocks (computed on CPU: works under meta).
-        drop_paths = torch.linspace(0, drop_path_rate, sum(depths), device="cpu").tolist()
-        stages = []
-        for i, heads in enumerate(num_heads):
-            dim = embed_dim * 2**i
-            rates = drop_paths[sum(depths[:i]) : sum(depths[: i + 1])]
-            if i < num_stages - 1:
-                blocks: list[nn.Module] = [
-                    ELSABlock(
-                        dim,
-                        heads,
-                        mlp_ratio=mlp_ratio,
-                        drop=drop_rate,
-                        attn_drop=attn_drop_rate,
-                        drop_path=rate,
-                        kernel_size=elsa_kernel,
-                        group_width=group_width,
-                        qkv_bias=qkv_bias,
-                        qk_scale=qk_scale,
-                        lam=lam,
-                        gamma=gamma,
-                    )
-                    for rate in rates
-                ]
-            else:
-                blocks = [
-                    SwinBlock(
-                        dim,
-                        heads,
-                        window_size=window_size,
-                        shift_size=0 if j % 2 == 0 else window_size // 2,
-                        mlp_ratio=mlp_ratio,
-                        qkv_bias=qkv_bias,
-                        drop=drop_rate,
-                        attn_drop=attn_drop_rate,
-                        drop_path=rate,
-                    )
-                    for j, rate in enumerate(rates)
-                ]
-            stages.append(Stage(blocks, PatchMerging(dim) if i < num_stages - 1 else None))
-        self.layers = nn.Sequential(*stages)
+        self.layers = build_stages(
+            embed_dim,
+            depths,
+            num_heads,
+            group_width=group_width,
+            window_size=window_size,
+            elsa_kernel=elsa_kernel,
+            mlp_ratio=mlp_ratio,
+            qkv_bias=qkv_bias,
+            qk_scale=qk_scale,
+            lam=lam,
+            gamma=gamma,
+            drop_rate=drop_rate,
+            attn_drop_rate=attn_drop_rate,
+            drop_path_rate=drop_path_rate,
+        )
         self.norm = nn.LayerNorm(self.num_features)
         self.head = nn.Linear(self.num_features, self.num_classes) if self.num_classes > 0 else nn.Identity()
         self.apply(_init_weights)
@@ -457,6 +436,74 @@ class ELSASwin(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+
+def build_stages(
+    embed_dim: int,
+    depths: tuple[int, ...],
+    num_heads: tuple[int, ...],
+    *,
+    group_width: int,
+    window_size: int,
+    elsa_kernel: int,
+    mlp_ratio: float,
+    qkv_bias: bool,
+    qk_scale: float | None,
+    lam: float,
+    gamma: float,
+    drop_rate: float,
+    attn_drop_rate: float,
+    drop_path_rate: float,
+    shift_small_maps: bool = False,
+) -> nn.Sequential:
+    """The four stages (official ``layers``): ELSA blocks + PatchMerging, then Swin blocks.
+
+    ``shift_small_maps``: the det/seg backbone's rule (shift every odd stage-4 block whatever the
+    map size) instead of the classifier's.
+    """
+    num_stages = len(depths)
+    # Stochastic-depth rates rise linearly over all blocks (computed on CPU: works under meta).
+    drop_paths = torch.linspace(0, drop_path_rate, sum(depths), device="cpu").tolist()
+    stages = []
+    for i, heads in enumerate(num_heads):
+        dim = embed_dim * 2**i
+        rates = drop_paths[sum(depths[:i]) : sum(depths[: i + 1])]
+        if i < num_stages - 1:
+            blocks: list[nn.Module] = [
+                ELSABlock(
+                    dim,
+                    heads,
+                    mlp_ratio=mlp_ratio,
+                    drop=drop_rate,
+                    attn_drop=attn_drop_rate,
+                    drop_path=rate,
+                    kernel_size=elsa_kernel,
+                    group_width=group_width,
+                    qkv_bias=qkv_bias,
+                    qk_scale=qk_scale,
+                    lam=lam,
+                    gamma=gamma,
+                )
+                for rate in rates
+            ]
+        else:
+            blocks = [
+                SwinBlock(
+                    dim,
+                    heads,
+                    window_size=window_size,
+                    shift_size=0 if j % 2 == 0 else window_size // 2,
+                    shift_small_maps=shift_small_maps,
+                    mlp_ratio=mlp_ratio,
+                    qkv_bias=qkv_bias,
+                    drop=drop_rate,
+                    attn_drop=attn_drop_rate,
+                    drop_path=rate,
+                )
+                for j, rate in enumerate(rates)
+            ]
+        stages.append(Stage(blocks, PatchMerging(dim) if i < num_stages - 1 else None))
+    return nn.Sequential(*stages)
 
 
 def _init_weights(module: nn.Module) -> None:
