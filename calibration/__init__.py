@@ -7,6 +7,10 @@
 ``diagnose``      agreement with FP32, per-layer sensitivity, ``--keep-fp32 auto``
 ``quant_report``  ``litevit quant-report``
 ``val``           ``litevit val``: top-1/top-5 or mIoU on labelled images per backend x precision
+``coco``          COCO instances / panoptic layouts, categories, panoptic PNG ids (detectors' data)
+``coco_ap``       COCO box and mask AP (pycocotools, as mmdet 2.x runs it)
+``panoptic``      PQ, SQ, RQ (COCO panoptic rules, numpy)
+``det_results``   detector outputs -> COCO results and COCO panoptic PNGs
 
 Never falls back to random data. Torch-free: everything runs on ONNX Runtime.
 """

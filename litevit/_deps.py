@@ -20,6 +20,10 @@ _EXTRA_FOR = {
         "the TensorRT backend",
         "pip install tensorrt (on a Jetson it comes with JetPack: sudo apt install python3-libnvinfer)",
     ),
+    "pycocotools": (
+        "scoring detectors (COCO box and mask AP, mask RLE)",
+        "pip install 'litevit[det]' (pycocotools)",
+    ),
     "cuda-python": (
         "the TensorRT backend's device buffers and CUDA streams",
         "pip install cuda-python (or pycuda)",

@@ -28,6 +28,8 @@ def test_deployment_modules_import_without_torch():
         "import litevit.runtime.trt_build, litevit.runtime.selftest, litevit.serve.triton_repo\n"
         "import litevit.serve, litevit.serve.batching\n"
         "import litevit.calibration.int8, litevit.calibration.quant_report, litevit.calibration.val\n"
+        "import litevit.calibration.coco_ap, litevit.calibration.panoptic, litevit.calibration.det_results\n"
+        "import litevit.synthetic_shapes\n"
         "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
         "print(litevit.__version__, len(litevit.labels.class_names('ade20k150')))\n"
     )
@@ -47,6 +49,23 @@ def test_authoring_api_without_torch_is_one_sentence():
     assert proc.stdout.strip() == (
         "torch is not installed; the model zoo, FLOP counting and export needs it: "
         "pip install 'litevit[author]' (torch)."
+    )
+
+
+def test_detector_metrics_without_pycocotools_are_one_sentence():
+    proc = _run(
+        "sys.modules['pycocotools'] = None\n"
+        "import numpy as np, litevit\n"
+        "from litevit.calibration.det_results import encode_masks\n"
+        "try:\n"
+        "    encode_masks(np.zeros((1, 2, 2), bool))\n"
+        "except litevit.LitevitError as e:\n"
+        "    print(e)\n"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == (
+        "pycocotools is not installed; scoring detectors (COCO box and mask AP, mask RLE) needs it: "
+        "pip install 'litevit[det]' (pycocotools)."
     )
 
 
