@@ -30,6 +30,15 @@ Which nodes run in float32 (every other node with float tensors runs in float16)
    integer type), ``Range`` outputs and constants, e.g. sizes, scales and positions derived from
    ``Shape``: float16 holds integers exactly only up to 2048. The ``Cast`` into float keeps
    casting to float32 there.
+4. Box coordinates (detectors): every float node upstream of a ``RoiAlign``'s RoIs or a
+   ``NonMaxSuppression``'s boxes, back to the network outputs it decodes (stopping at
+   ``Conv``/``ConvTranspose``/``Gemm``/``MatMul``, ``RoiAlign`` and custom-domain nodes, whose
+   outputs are features), then every float node that reads such a coordinate, apart from those
+   same ops; and the ``RoiAlign``/``NonMaxSuppression`` nodes themselves (``RoiAlign`` takes its
+   features in float32 too: one type for both). Pixel coordinates reach 1344 on a 1333 x 800
+   canvas, where float16's spacing is 1 pixel; box decoding multiplies them by ``exp(dw)``;
+   ``sqrt(w * h)`` (RoI level mapping) and mmcv's class offset for class-aware NMS (``label x
+   (max coordinate + 1)``, up to 80 x 1345) overflow float16's 65504.
 
 Per node input, the precision is: float32 if the node runs in float32; float32 if the op's
 schema (``onnx.defs.get_schema``) does not allow float16 for that input (``Resize`` scales) or
@@ -108,6 +117,10 @@ _CONVOLUTIONS = ("Conv", "ConvTranspose")
 _SQUARE_REDUCTIONS = ("ReduceMean", "ReduceSum")
 _UNARY_STATISTICS = ("Sqrt", "Reciprocal")
 _BINARY_STATISTICS = ("Add", "Sub", "Mul", "Pow", "Div")
+# Rule 4: node inputs that are box coordinates, and the ops whose outputs are features (where the
+# coordinate chains stop).
+_COORDINATE_INPUTS: dict[str, tuple[int, ...]] = {"RoiAlign": (1,), "NonMaxSuppression": (0,)}
+_FEATURE_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "RoiAlign"})
 
 
 def convert_to_fp16(
@@ -324,7 +337,52 @@ def _fp32_node_positions(graph: onnx.GraphProto, keep: frozenset[str], types: di
         if standard[position] and (seed or derived):
             fp32.add(position)
             index_values.update(name for name in node.output if types.get(name) == _FLOAT)
+
+    fp32.update(_coordinate_positions(nodes, standard, types))
     return fp32
+
+
+def _coordinate_positions(
+    nodes: Sequence[onnx.NodeProto], standard: Sequence[bool], types: dict[str, int]
+) -> set[int]:
+    """Rule 4: the nodes that compute box coordinates (module docstring)."""
+    producer = {name: position for position, node in enumerate(nodes) for name in node.output}
+    consumers = _consumers(nodes)
+
+    def computes_coordinates(position: int) -> bool:
+        return standard[position] and nodes[position].op_type not in _FEATURE_OPS
+
+    positions = {p for p, node in enumerate(nodes) if standard[p] and node.op_type in _COORDINATE_INPUTS}
+    coordinates: set[str] = set()
+    # Upstream of the sinks, back to the features the boxes are decoded from.
+    pending = [
+        nodes[p].input[i]
+        for p in positions
+        for i in _COORDINATE_INPUTS[nodes[p].op_type]
+        if i < len(nodes[p].input)
+    ]
+    while pending:
+        name = pending.pop()
+        if name in coordinates or types.get(name) != _FLOAT:
+            continue
+        coordinates.add(name)
+        source = producer.get(name)
+        if source is None or not computes_coordinates(source) or nodes[source].op_type == "Constant":
+            continue  # a graph input, a weight, a constant or a feature
+        positions.add(source)
+        pending.extend(n for n in nodes[source].input if n)
+    # Downstream: whatever reads a coordinate computes one (until a feature op or a non-float).
+    pending = list(coordinates)
+    while pending:
+        for position, _ in consumers[pending.pop()]:
+            if position in positions or not computes_coordinates(position):
+                continue
+            positions.add(position)
+            for name in nodes[position].output:
+                if types.get(name) == _FLOAT and name not in coordinates:
+                    coordinates.add(name)
+                    pending.append(name)
+    return positions
 
 
 class _GraphRewriter:

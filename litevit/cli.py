@@ -213,6 +213,27 @@ def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
         help="segmentation models: int32 label map at input size, resize + argmax in the graph (labels, "
         "default), or the head's native-resolution logits (logits)",
     )
+    detection = parser.add_argument_group("detectors (Mask R-CNN, Cascade Mask R-CNN, Panoptic FPN)")
+    detection.add_argument(
+        "--det-masks",
+        choices=("canvas", "roi"),
+        default="canvas",
+        help="instance masks pasted in the graph on the input canvas, bool (canvas, default), or 28x28 "
+        "probabilities per detection, pasted on the host at the original image size as mmdet does (roi)",
+    )
+    detection.add_argument(
+        "--score-thr",
+        type=float,
+        metavar="T",
+        help="RCNN score threshold written into the graph (default: the official config's)",
+    )
+    detection.add_argument(
+        "--gate-score-thr",
+        type=float,
+        metavar="T",
+        help="score threshold the parity gate runs at (default: the graph's with --weights, 0 for "
+        "random weights, whose scores sit near 1/81)",
+    )
     parser.add_argument("--out", metavar="DIR", help="artefact folder (default: ./litevit-artifacts/MODEL)")
     parser.add_argument("--no-check", action="store_true", help="skip the parity gate against PyTorch")
     parser.add_argument("--threads", type=int, metavar="N", help="ONNX Runtime threads for the parity gate")
@@ -243,6 +264,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     for module in ("torch", "onnxscript", "onnxruntime"):
         require(module)
     from litevit.export import ParityError, export_model
+    from litevit.export.detection import DetectionOptions
 
     try:
         result = export_model(
@@ -262,6 +284,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             out_dir=args.out,
             check=not args.no_check,
             seg_output=args.seg_output,
+            detection=DetectionOptions(args.det_masks, args.score_thr, args.gate_score_thr),
             threads=args.threads,
         )
     except ParityError as exc:

@@ -65,6 +65,8 @@ from litevit.models.detection.postprocess import (
 )
 
 MASK_OUTPUTS = ("canvas", "roi")
+# Name of the RCNN score-threshold buffer, and so of its weight in the exported graph.
+SCORE_THRESHOLD = "score_threshold"
 DETECTION_OUTPUTS = ("boxes", "scores", "labels", "num_detections", "masks")
 PANOPTIC_OUTPUTS = (*DETECTION_OUTPUTS[:4], "panoptic", "segment_labels", "segment_areas")
 
@@ -213,6 +215,12 @@ class TwoStageDetector(nn.Module):
                 det.semantic_groups,
             )
         _init_heads(self)
+        # The RCNN score threshold as a scalar buffer: the exported graph keeps it as the weight
+        # SCORE_THRESHOLD (one value to change after export; the parity gate lowers it to test a
+        # random-weight detector). Not in the state dict: checkpoints do not carry it.
+        self.register_buffer(
+            SCORE_THRESHOLD, torch.tensor(det.rcnn.score_thr, dtype=torch.float32), persistent=False
+        )
 
     @property
     def output_names(self) -> tuple[str, ...]:
@@ -262,7 +270,7 @@ class TwoStageDetector(nn.Module):
         scores, boxes = self.roi_head.classify(roi_levels, proposals, image_hw)
         rcnn = det.rcnn
         det_boxes, det_scores, det_labels = select_detections(
-            boxes, scores, proposal_scores > INVALID_SCORE, rcnn
+            boxes, scores, proposal_scores > INVALID_SCORE, rcnn, getattr(self, SCORE_THRESHOLD)
         )
         found = det_scores > INVALID_SCORE
         probabilities = self.roi_head.mask_probabilities(roi_levels, det_boxes, det_labels)

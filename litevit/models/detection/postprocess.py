@@ -220,15 +220,19 @@ def select_detections(
     scores: torch.Tensor,
     valid_rois: torch.Tensor,
     cfg: RcnnTestCfg,
+    score_threshold: torch.Tensor | float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """mmdet ``multiclass_nms`` with static shapes.
 
     ``boxes`` (B, R, classes, 4) per-class boxes, ``scores`` (B, R, classes) (background removed),
-    ``valid_rois`` (B, R). Returns boxes (B, K, 4), scores (B, K) (INVALID_SCORE in empty slots)
-    and labels (B, K) int64 (-1 in empty slots), K = ``cfg.max_per_img``, sorted by score.
+    ``valid_rois`` (B, R); ``score_threshold`` replaces ``cfg.score_thr`` when given (the
+    detectors pass a scalar buffer, which the exported graph keeps as a named weight). Returns
+    boxes (B, K, 4), scores (B, K) (INVALID_SCORE in empty slots) and labels (B, K) int64 (-1 in
+    empty slots), K = ``cfg.max_per_img``, sorted by score.
     """
     batch, rois, classes = scores.shape
-    flat_scores = torch.where(valid_rois[..., None] & (scores > cfg.score_thr), scores, INVALID_SCORE)
+    threshold = cfg.score_thr if score_threshold is None else score_threshold
+    flat_scores = torch.where(valid_rois[..., None] & (scores > threshold), scores, INVALID_SCORE)
     flat_scores = flat_scores.reshape(batch, rois * classes)
     candidates = min(cfg.nms_pre, rois * classes)
     cand_scores, cand_index = flat_scores.topk(candidates, dim=1)
