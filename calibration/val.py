@@ -48,7 +48,7 @@ from litevit._deps import has
 from litevit._io import write_json
 from litevit._progress import Progress
 from litevit._compat import strict_zip
-from litevit.artifacts import read_manifest
+from litevit.artifacts import DETECTION_TASKS, read_manifest
 from litevit.calibration.images import (
     Preprocessing,
     describe_unreadable,
@@ -415,6 +415,7 @@ def validate(
     limit: int | None = None,
     threads: int | None = None,
     progress: bool = True,
+    split: str | None = None,
 ) -> ValResult:
     """Score the artefact folder ``artifact`` on the labelled folder ``data`` with every backend x
     precision (module docstring: layouts, rules, metrics).
@@ -435,6 +436,12 @@ def validate(
     folder = Path(artifact)
     manifest = read_manifest(folder)
     task = manifest["task"]
+    if task in DETECTION_TASKS:  # COCO data, AP and PQ: litevit.calibration.val_detection
+        from litevit.calibration.val_detection import validate_detection
+
+        return validate_detection(
+            folder, manifest, Path(data), keys, split=split, limit=limit, threads=threads, progress=progress
+        )
     classifier = task == "classification"
     num_classes = int(manifest["data_config"]["num_classes"])
     seg_output = manifest.get("seg_output") or "logits"
@@ -581,7 +588,8 @@ def configure_val_parser(parser: argparse.ArgumentParser) -> None:
         "--data",
         required=True,
         help=f"labelled images: DIR/<class>/*.jpg|png for classifiers; DIR/{SEG_IMAGES}/X.jpg + "
-        f"DIR/{SEG_MASKS}/X.png for segmenters ({MASK_RULE})",
+        f"DIR/{SEG_MASKS}/X.png for segmenters ({MASK_RULE}); COCO instances / panoptic layouts for "
+        f"detectors (DIR/annotations/instances_<split>.json or panoptic_<split>.json, DIR/images/)",
     )
     parser.add_argument(
         "--backend", default="ort", help=f"comma-separated, of {','.join(BACKENDS)} (default ort)"
@@ -590,6 +598,9 @@ def configure_val_parser(parser: argparse.ArgumentParser) -> None:
         "--precision", default="fp32", help=f"comma-separated, of {','.join(PRECISIONS)} (default fp32)"
     )
     parser.add_argument("--limit", type=int, help="score N images spread evenly over the folder")
+    parser.add_argument(
+        "--split", help="detectors: the COCO split to score when DIR/annotations holds several"
+    )
     parser.add_argument(
         "--batch",
         type=int,
@@ -610,6 +621,7 @@ def run_val(args: argparse.Namespace) -> int:
         limit=args.limit,
         threads=args.threads,
         progress=True,
+        split=args.split,
     )
     print(format_val(result))
     if args.json:

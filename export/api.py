@@ -125,7 +125,7 @@ def _build_module(
 ) -> torch.nn.Module:
     """The module an export traces: the registered model (with the detector options of the
     manifest's ``detection`` entry) and the segmenters' label-map wrapper."""
-    options = det.DetectionOptions(**detection).model_kwargs() if detection else {}
+    options = det.DetectionOptions.from_manifest(detection).model_kwargs() if detection else {}
     model = create_model(name, img_size=img_size, **model_kwargs, **options)
     if weights is not None:
         load_pretrained(model, weights, use_ema=use_ema)
@@ -252,6 +252,12 @@ def export_model(
     files and a manifest that records the failure) when a graph disagrees with PyTorch.
     """
     cfg = get_model_cfg(model)
+    detector = det.is_detector(cfg.task)
+    if detector and int8:
+        raise LitevitError(
+            f"--int8 is not available for detectors ({model}): litevit's INT8 calibration feeds one "
+            f"image input, and a detector also takes image_shapes; export with --fp16."
+        )
     if ops not in OPS_MODES:
         raise LitevitError(f"unknown --ops mode {ops!r}; choose one of {', '.join(OPS_MODES)}.")
     if seg_output not in SEG_OUTPUTS:
@@ -275,7 +281,6 @@ def export_model(
         int8_options.check()
         # Refuse a missing, empty or tiny folder before the slow export.
         split = CalibrationSplit.from_folder(calib, int8_options.samples, int8_options.holdout)
-    detector = det.is_detector(cfg.task)
     det_options = (detection or det.DetectionOptions()) if detector else None
     if det_options is not None:
         det_options.check(cfg.task)
@@ -290,6 +295,7 @@ def export_model(
             **det_options.manifest(),
             "score_thr": round(det.graph_score_threshold(module), 6),
             "gate_score_thr": det_options.gate_threshold(module, weights_path is not None),
+            "test_scale": det.test_scale(cfg, size),
         }
     names = det.output_names(module) if detector else output_names(cfg.task, seg_output)
     inputs = det.detection_inputs(module, spec) if detector else None

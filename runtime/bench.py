@@ -13,6 +13,9 @@ Method, per batch size:
 4. Latency statistics (``runtime.stats``), FPS = batch / mean latency; on a Jetson, power and
    utilisation from ``tegrastats`` samples that arrived during the timed iterations.
 
+Detectors (Mask R-CNN, Panoptic FPN) have their own paper protocol and synthetic inputs:
+:mod:`litevit.runtime.bench_detection`.
+
 ``protocol="paper"`` (segmentation models) reproduces how the LVT paper measured its FPS
 (mmseg ``tools/benchmark.py``: one image per iteration, data pipeline outside the timed region,
 the model call with ``rescale=True`` inside it): real-size images — synthetic, ADE20K-like sizes
@@ -45,7 +48,7 @@ import litevit
 from litevit._deps import has
 from litevit._progress import Progress
 from litevit._io import ensure_writable_dir, sha256_file, write_json
-from litevit.artifacts import MANIFEST, read_manifest
+from litevit.artifacts import DETECTION_TASKS, MANIFEST, read_manifest
 from litevit.errors import LitevitError, MissingDependencyError
 from litevit.runtime.environment import collect_environment
 from litevit.runtime.runners import Runner, TensorInfo, TimedRegion, open_runner
@@ -73,7 +76,18 @@ PAPER_REFERENCES: dict[str, dict[str, Any]] = {
             "says 2000 images, the official benchmark script times 200 after 5 warm-up iterations"
         ),
         "source": "Chenglin-Yang/LVT README (SegFormer-LVT, ADE20K)",
-    }
+    },
+    "lvt_panoptic_fpn": {
+        "paper_fps": 20.4,
+        "device": "1x NVIDIA V100",
+        "backend": "PyTorch FP32 (mmdet 2.17)",
+        "protocol": (
+            "COCO val images, keep-ratio resize to 1333x800 and padding outside the timed region (data "
+            "loader); the network with post-processing back to the original image (rescale=True) inside; "
+            "batch 1 (mmdet tools/analysis_tools/benchmark.py)"
+        ),
+        "source": "Chenglin-Yang/LVT README (Panoptic FPN-LVT, COCO panoptic)",
+    },
 }
 
 # Synthetic "real-size" images for --protocol paper. ADE20K val images are mostly landscape
@@ -128,13 +142,22 @@ def run_benchmark(
         label = f"{path.name} {runner.backend} {precision}"
         if protocol == "paper":
             assert manifest is not None  # checked by _check_paper_protocol
-            runs.append(_paper_run(runner, manifest, warmup, iterations, seconds, sampler, progress, label))
+            if manifest["task"] in DETECTION_TASKS:
+                from litevit.runtime.bench_detection import detection_paper_run
+
+                runs.append(
+                    detection_paper_run(
+                        runner, manifest, warmup, iterations, seconds, sampler, progress, label, _run_entry
+                    )
+                )
+            else:
+                runs.append(
+                    _paper_run(runner, manifest, warmup, iterations, seconds, sampler, progress, label)
+                )
         else:
             img_size = tuple(manifest["img_size"]) if manifest else None
             # Build every batch's inputs first: a batch the graph cannot take fails before any timing.
-            feeds_per_batch = {
-                b: synthetic_feeds(runner.inputs(), b, img_size, str(path)) for b in batch_sizes
-            }
+            feeds_per_batch = {b: _feeds(runner, manifest, b, img_size, str(path)) for b in batch_sizes}
             for batch, feeds in feeds_per_batch.items():
                 measures = ("compute_only", "with_copies") if runner.device.startswith("cuda") else ("host",)
                 for measure in measures:
@@ -218,7 +241,7 @@ def resolve_target(
     cfg = get_model_cfg(name)  # an unknown name fails here with the list of known ones
     folder = Path(ARTIFACT_ROOT) / name
     manifest = _manifest(folder) if (folder / MANIFEST).is_file() else None
-    needs_dynamic_hw = protocol == "paper" and cfg.task == "segmentation"
+    needs_dynamic_hw = protocol == "paper" and cfg.task in ("segmentation", *DETECTION_TASKS)
     if (
         manifest is not None
         and _has_precision(manifest, precision)
@@ -261,6 +284,17 @@ def _check_settings(
     if seconds is not None and not (seconds > 0 and math.isfinite(seconds)):
         raise LitevitError(f"--seconds must be a positive number; got {seconds}.")
     return batch_sizes
+
+
+def _feeds(
+    runner: Runner, manifest: dict[str, Any] | None, batch: int, img_size: Any, what: str
+) -> dict[str, np.ndarray]:
+    if manifest is not None and manifest.get("task") in DETECTION_TASKS:
+        from litevit.runtime.bench_detection import synthetic_detection_feeds
+
+        synthetic_feeds(runner.inputs(), batch, img_size, what)  # refuses a batch the graph cannot take
+        return synthetic_detection_feeds(runner.inputs(), batch, img_size)
+    return synthetic_feeds(runner.inputs(), batch, img_size, what)
 
 
 def synthetic_feeds(
@@ -404,6 +438,10 @@ def _check_paper_protocol(path: Path, manifest: dict[str, Any] | None, batches: 
             f"--protocol paper needs an artefact folder (its manifest gives the task and the "
             f"preprocessing); {str(path)!r} is a file."
         )
+    if manifest.get("task") in DETECTION_TASKS:
+        if batches != [1]:
+            raise LitevitError("--protocol paper times one picture at a time (as mmdet did): use --batch 1.")
+        return
     if manifest.get("task") != "segmentation":
         raise LitevitError(
             f"--protocol paper times segmentation models the way their papers did; "

@@ -51,7 +51,9 @@ RESIZE_RULE = (
     "scale = min(1333 / long side, 800 / short side), sides rounded), RGB, normalised, then padded "
     "bottom/right to multiples of 32 (Pad size_divisor=32)"
 )
-# The largest canvas the rule gives (a landscape image with the 1333x800 aspect ratio or wider).
+# mmdet's test scale (long side, short side) and the largest canvas it gives (a landscape image
+# with the 1333x800 aspect ratio or wider).
+MMDET_TEST_SCALE = (1333, 800)
 CANVAS = (800, 1344)
 
 LVT_PANOPTIC = DetectorCfg(
@@ -120,6 +122,17 @@ def _build(cfg: ModelCfg, family: str, **kwargs: Any) -> TwoStageDetector:
             "known: backbone, detector, mask_output, score_thr."
         )
     det = detector_cfg(arch["detector"])
+    classes = det.num_classes + (det.panoptic.num_stuff if det.panoptic is not None else 0)
+    if det.panoptic is not None and det.panoptic.num_things != det.num_classes:
+        raise TypeError(
+            f"the panoptic fusion's num_things ({det.panoptic.num_things}) must equal the detector's "
+            f"num_classes ({det.num_classes})."
+        )
+    if classes != cfg.num_classes:
+        raise TypeError(
+            f"{cfg.name} with this detector predicts {classes} classes; pass num_classes={classes} "
+            f"(the model's label set is {cfg.num_classes} classes)."
+        )
     if arch.get("score_thr") is not None:
         # Lower the RCNN score threshold (e.g. to see random-weight detections in checks).
         det = dataclasses.replace(det, rcnn=dataclasses.replace(det.rcnn, score_thr=float(arch["score_thr"])))
