@@ -293,7 +293,7 @@ def export_model(
         # As built: the graph's score threshold and the one its parity gate runs at.
         det_manifest = {
             **det_options.manifest(),
-            "score_thr": round(det.graph_score_threshold(module), 6),
+            "score_thr": det.graph_score_threshold(module),
             "gate_score_thr": det_options.gate_threshold(module, weights_path is not None),
             "test_scale": det.test_scale(cfg, size),
         }

@@ -129,7 +129,7 @@ def output_names(module: torch.nn.Module) -> list[str]:
 
 def graph_score_threshold(module: torch.nn.Module) -> float:
     """The RCNN score threshold the module (and so its graph) is built with."""
-    return float(getattr(module, SCORE_THRESHOLD))
+    return round(float(getattr(module, SCORE_THRESHOLD)), 6)  # the float32 buffer's value, as written
 
 
 def detection_inputs(module: torch.nn.Module, spec: GraphSpec) -> ExportInputs:

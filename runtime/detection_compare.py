@@ -6,16 +6,22 @@ detections, not element by element: their order and the padding of empty slots a
 the result. With the tolerances of :data:`DETECTION_TOLERANCES`:
 
 * **pre-NMS candidates** (export gate only): the boxes and scores that enter a
-  ``NonMaxSuppression``. The valid candidates of an image (score > -0.5; -1 marks padding) are
-  sorted by score on both sides; a reference candidate is *matched* when a candidate within
-  ``rank_window`` ranks of it has every box coordinate within ``box_atol + box_rtol x
-  |coordinate|`` (the boxes carry mmcv's class offsets, hence the relative part) and its score
-  within ``score_atol``;
+  ``NonMaxSuppression``. Of an image's valid candidates (score > -0.5; -1 marks padding), a
+  reference candidate is *matched* when some candidate has its score within ``score_atol`` and
+  every box coordinate within ``box_atol + box_rtol x |coordinate|`` (the boxes carry mmcv's class
+  offsets, hence the relative part). Order is free: equal scores (a trained RPN saturates many at
+  1.0) may be ranked either way;
 * **detections**, per image, matched by IoU: greedily in decreasing reference score, each
   reference detection takes the unmatched candidate detection of the same label with the highest
-  box IoU, if that is at least ``min_box_iou``; then the matched fraction (of the larger count),
-  the largest score difference of matched pairs and, for pasted masks, the smallest mask IoU of
-  matched pairs (28 x 28 probabilities: the largest difference);
+  box IoU, if that is at least ``min_box_iou``; a pair whose every coordinate is within the box
+  tolerance counts as IoU 1 (a box clipped to zero width has no IoU, even with itself); an
+  unmatched detection that tied for the last of the K places (the other side is full and its
+  lowest score is within ``score_atol``) is not held against the match, and detections whose box
+  has zero area (clipped flat against the image border: they overlap nothing, so they cannot
+  change AP, and which of them survive is a matter of near-ties) are left out; then the matched
+  fraction (of the larger count), the largest score difference of matched pairs and, for
+  pasted masks, the smallest mask IoU of matched pairs (28 x 28 probabilities: the largest
+  difference);
 * **panoptic**: PQ of the candidate's segment map against the reference's as the ground truth
   (:class:`litevit.calibration.panoptic.PanopticQuality`).
 """
@@ -37,7 +43,6 @@ _VALID = -0.5  # candidate scores above this are real; the detectors' INVALID_SC
 
 @dataclass(frozen=True)
 class DetectionTolerance:
-    rank_window: int  # pre-NMS: ranks searched for a candidate's partner
     box_atol: float  # pre-NMS: pixels
     box_rtol: float
     score_atol: float  # pre-NMS and detections
@@ -51,7 +56,6 @@ class DetectionTolerance:
 
 DETECTION_TOLERANCES = {
     "fp32": DetectionTolerance(
-        rank_window=8,
         box_atol=1e-2,
         box_rtol=1e-5,
         score_atol=1e-4,
@@ -63,7 +67,6 @@ DETECTION_TOLERANCES = {
         min_pq=0.99,
     ),
     "fp16": DetectionTolerance(
-        rank_window=32,
         box_atol=1.0,
         box_rtol=2e-3,
         score_atol=2e-2,
@@ -88,6 +91,7 @@ class GateCheck:
     limit: float
     detail: str
     passed: bool = True
+    at_least: bool = True  # the value must be >= limit (else <= limit)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -165,41 +169,70 @@ def match_candidates(
     docstring for the rule."""
     ref_valid = ref_scores > _VALID
     valid = scores > _VALID
-    order_ref = np.argsort(-ref_scores[ref_valid], kind="stable")
-    order = np.argsort(-scores[valid], kind="stable")
-    ref_b, ref_s = ref_boxes[ref_valid][order_ref].astype(np.float64), ref_scores[ref_valid][order_ref]
-    cand_b, cand_s = boxes[valid][order].astype(np.float64), scores[valid][order]
-    n = len(ref_s)
-    if n == 0:
+    ref_b, ref_s = ref_boxes[ref_valid].astype(np.float64), ref_scores[ref_valid].astype(np.float64)
+    order = np.argsort(scores[valid], kind="stable")
+    cand_b, cand_s = boxes[valid][order].astype(np.float64), scores[valid][order].astype(np.float64)
+    if len(ref_s) == 0:
         return (1.0 if len(cand_s) == 0 else 0.0), 0.0, 0
-    matched = np.zeros(n, bool)
-    score_diff = np.full(n, np.inf)
-    ranks = np.arange(n)
-    for offset in range(-tol.rank_window, tol.rank_window + 1):
-        other = ranks + offset
-        inside = (other >= 0) & (other < len(cand_s))
-        here, there = ranks[inside], other[inside]
+    # Candidates whose score is within score_atol of each reference candidate's: a slice of the
+    # sorted scores (ties and near-ties in any order).
+    low = np.searchsorted(cand_s, ref_s - tol.score_atol, "left")
+    high = np.searchsorted(cand_s, ref_s + tol.score_atol, "right")
+    worst = 0.0
+    matched = 0
+    for i in range(len(ref_s)):
+        near = slice(low[i], high[i])
         close = np.all(
-            np.abs(ref_b[here] - cand_b[there]) <= tol.box_atol + tol.box_rtol * np.abs(ref_b[here]), axis=1
+            np.abs(cand_b[near] - ref_b[i]) <= tol.box_atol + tol.box_rtol * np.abs(ref_b[i]), axis=1
         )
-        diff = np.abs(ref_s[here] - cand_s[there]).astype(np.float64)
-        ok = close & (diff <= tol.score_atol)
-        matched[here[ok]] = True
-        score_diff[here[ok]] = np.minimum(score_diff[here[ok]], diff[ok])
-    worst = float(score_diff[matched].max()) if matched.any() else 0.0
-    return float(matched.mean()), worst, n
+        if close.any():
+            matched += 1
+            worst = max(worst, float(np.abs(cand_s[near][close] - ref_s[i]).min()))
+    return matched / len(ref_s), worst, len(ref_s)
 
 
 @dataclass
 class DetectionMatch:
+    """Matched (reference, candidate) pairs of one image; ``excused``: unmatched detections at the
+    K cut-off (see :func:`excused_at_cutoff`), which do not count against the match."""
+
     pairs: list[tuple[int, int]]
     count_ref: int
     count: int
+    excused: int = 0
 
     @property
     def fraction(self) -> float:
         larger = max(self.count_ref, self.count)
-        return len(self.pairs) / larger if larger else 1.0
+        if not larger:
+            return 1.0
+        unmatched = max(self.count_ref, self.count) - len(self.pairs)
+        return 1.0 - max(unmatched - self.excused, 0) / larger
+
+
+def _has_area(boxes: np.ndarray) -> np.ndarray:
+    return (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+
+
+def excused_at_cutoff(
+    unmatched_scores: np.ndarray, other_scores: np.ndarray, slots: int, tol: DetectionTolerance
+) -> int:
+    """How many unmatched detections of one side lost (or won) the last of the other side's
+    ``slots`` (K) places to an equal score: the other side is full and the detection scores within
+    ``score_atol`` of its lowest kept score. Equal scores may be ranked either way."""
+    if len(other_scores) < slots or not len(unmatched_scores):
+        return 0
+    return int(np.sum(np.abs(unmatched_scores - other_scores.min()) <= tol.score_atol))
+
+
+def box_similarity(a: np.ndarray, b: np.ndarray, tol: DetectionTolerance) -> np.ndarray:
+    """(N, M) IoU, or 1 where two boxes have every coordinate within the box tolerance: boxes of
+    zero area (clipped to an image border) have no IoU but can still be the same box."""
+    close = np.all(
+        np.abs(a[:, None].astype(np.float64) - b[None]) <= tol.box_atol + tol.box_rtol * np.abs(a[:, None]),
+        axis=-1,
+    )
+    return np.where(close, 1.0, box_iou(a, b))
 
 
 def match_detections(
@@ -207,17 +240,17 @@ def match_detections(
     ref_labels: np.ndarray,
     boxes: np.ndarray,
     labels: np.ndarray,
-    min_iou: float,
+    tol: DetectionTolerance,
 ) -> DetectionMatch:
     """One image's valid detections (reference in decreasing score), matched by IoU (module
-    docstring): (reference index, candidate index) pairs."""
-    iou = box_iou(ref_boxes, boxes)
-    iou[ref_labels[:, None] != labels[None, :]] = -1.0
+    docstring; :func:`box_similarity`): (reference index, candidate index) pairs."""
+    similarity = box_similarity(ref_boxes, boxes, tol)
+    similarity[ref_labels[:, None] != labels[None, :]] = -1.0
     taken = np.zeros(len(boxes), bool)
     pairs = []
     for i in range(len(ref_boxes)):
-        row = np.where(taken, -1.0, iou[i])
-        if len(row) and row.max() >= min_iou:
+        row = np.where(taken, -1.0, similarity[i])
+        if len(row) and row.max() >= tol.min_box_iou:
             j = int(row.argmax())
             taken[j] = True
             pairs.append((i, j))
@@ -307,22 +340,37 @@ def compare_detections(
     kind, shape = where
     fractions, ious, score_diffs, mask_scores = [], [], [], []
     counts = []
+    excused = 0
     roi_masks = "masks" in reference and reference["masks"].dtype != np.bool_
+    flat = 0
     for image in range(len(reference["num_detections"])):
         n_ref, n = int(reference["num_detections"][image]), int(got["num_detections"][image])
         counts.append(n_ref)
+        # Boxes clipped flat against the image border overlap nothing (no effect on AP); which of
+        # these near-ties survive is left out of the match.
+        ref_index = np.flatnonzero(_has_area(reference["boxes"][image, :n_ref]))
+        index = np.flatnonzero(_has_area(got["boxes"][image, :n]))
+        flat += n_ref - len(ref_index)
         match = match_detections(
-            reference["boxes"][image, :n_ref],
-            reference["labels"][image, :n_ref],
-            got["boxes"][image, :n],
-            got["labels"][image, :n],
-            tol.min_box_iou,
+            reference["boxes"][image, ref_index],
+            reference["labels"][image, ref_index],
+            got["boxes"][image, index],
+            got["labels"][image, index],
+            tol,
         )
+        slots = reference["scores"].shape[1]
+        ref_scores, scores = reference["scores"][image, ref_index], got["scores"][image, index]
+        ref_left = np.setdiff1d(np.arange(len(ref_index)), [i for i, _ in match.pairs])
+        left = np.setdiff1d(np.arange(len(index)), [j for _, j in match.pairs])
+        match.excused = max(
+            excused_at_cutoff(ref_scores[ref_left], got["scores"][image, :n], slots, tol),
+            excused_at_cutoff(scores[left], reference["scores"][image, :n_ref], slots, tol),
+        )
+        excused += match.excused
         fractions.append(match.fraction)
-        for i, j in match.pairs:
-            ious.append(
-                float(box_iou(reference["boxes"][image, i : i + 1], got["boxes"][image, j : j + 1])[0, 0])
-            )
+        for i, j in ((ref_index[a], index[b]) for a, b in match.pairs):
+            pair = box_similarity(reference["boxes"][image, i : i + 1], got["boxes"][image, j : j + 1], tol)
+            ious.append(float(pair[0, 0]))
             score_diffs.append(abs(float(reference["scores"][image, i]) - float(got["scores"][image, j])))
             if "masks" in reference:
                 ref_mask, mask = reference["masks"][image, i], got["masks"][image, j]
@@ -340,7 +388,9 @@ def compare_detections(
             matched,
             tol.min_matched,
             f"{reference_name} found {counts}; matched {matched:.2%} "
-            f"(IoU >= {tol.min_box_iou:g}, same label), min IoU {min(ious, default=1.0):.5f}",
+            f"(IoU >= {tol.min_box_iou:g}, same label), min IoU {min(ious, default=1.0):.5f}"
+            + (f"; {excused} tied at the K cut-off" if excused else "")
+            + (f"; {flat} of zero area left out" if flat else ""),
             matched >= tol.min_matched,
         ),
         GateCheck(
@@ -351,6 +401,7 @@ def compare_detections(
             tol.score_atol,
             "max |Δscore| of matched detections",
             worst_score <= tol.score_atol,
+            at_least=False,
         ),
     ]
     if "masks" in reference:
@@ -365,6 +416,7 @@ def compare_detections(
                     tol.max_mask_prob_diff,
                     "max |Δ| of 28x28 mask probabilities",
                     worst <= tol.max_mask_prob_diff,
+                    at_least=False,
                 )
             )
         else:

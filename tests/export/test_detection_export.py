@@ -53,7 +53,7 @@ def test_trained_mask_rcnn_graph_manifest_and_gate(detector_artifact):
         # The gate compared real detections, at batch 1 and 2 (dynamic batch), on both kinds of input.
         assert {tuple(r["input_shape"]) for r in found} == {(1, 3, 128, 128), (2, 3, 128, 128)}
         assert any("found [0" not in r["detail"] for r in found)
-    graph = onnx.load(folder / "shapes_mask_rcnn.onnx")
+    graph = onnx.load(folder / "elsa_swin_tiny_mask_rcnn.onnx")
     ops = {node.op_type for node in graph.graph.node}
     assert {"RoiAlign", "NonMaxSuppression", "TopK"} <= ops
     constants = {t.name for t in graph.graph.initializer} | {
@@ -79,7 +79,7 @@ def test_gate_fails_when_the_graph_differs_from_pytorch(detector_artifact):
             manifest["detection"],
         )
     )
-    graph = onnx.load(folder / "shapes_mask_rcnn.onnx")
+    graph = onnx.load(folder / "elsa_swin_tiny_mask_rcnn.onnx")
     spec = GraphSpec(tuple(manifest["img_size"]), 1, False, False, 17, "function")
     # The class scores' weights scaled by 1 %: scores move, boxes do not.
     tensor = next(t for t in graph.graph.initializer if t.name.endswith("fc_cls.weight"))
@@ -99,7 +99,7 @@ def test_panoptic_manifest_has_the_canvas_range_for_tensorrt_profiles(detector_a
     manifest = _manifest(detector_artifact("shapes_panoptic_fpn"))
     assert manifest["hw_range"] == {"min": [64, 64], "max": [128, 128]}
     assert [o["name"] for o in manifest["outputs"]][4:] == ["panoptic", "segment_labels", "segment_areas"]
-    assert manifest["outputs"][4]["shape"] == ["batch", "height", "width"]
+    assert manifest["outputs"][4]["shape"] == [1, "height", "width"]
 
 
 def test_a_graph_without_the_threshold_weight_is_refused():

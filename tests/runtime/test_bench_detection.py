@@ -62,7 +62,7 @@ def test_coco_like_sizes_are_fixed_and_landscape_mostly():
 def test_tensorrt_profiles_of_detector_graphs(detector_artifact):
     folder = detector_artifact("shapes_panoptic_fpn")
     manifest = read_manifest(folder)
-    profiles = optimisation_profiles(onnx.load(folder / "shapes_panoptic_fpn.onnx"), manifest, {})
+    profiles = optimisation_profiles(onnx.load(folder / "lvt_panoptic_fpn.onnx"), manifest, {})
     # Dynamic canvas: from the smallest the model takes to a square of the export's long side.
     assert profiles["input"].as_dict() == {
         "min": [1, 3, 64, 64],
@@ -71,7 +71,7 @@ def test_tensorrt_profiles_of_detector_graphs(detector_artifact):
     }
     assert profiles["image_shapes"].as_dict() == {"min": [1, 4], "opt": [1, 4], "max": [1, 4]}
     folder = detector_artifact("shapes_mask_rcnn")
-    profiles = optimisation_profiles(onnx.load(folder / "shapes_mask_rcnn.onnx"), read_manifest(folder), {})
+    profiles = optimisation_profiles(onnx.load(folder / "elsa_swin_tiny_mask_rcnn.onnx"), read_manifest(folder), {})
     # Dynamic batch: both inputs follow it.
     assert profiles["input"].as_dict() == {
         "min": [1, 3, 128, 128],

@@ -196,30 +196,40 @@ def test_box_iou_by_hand():
 
 
 def test_detections_are_matched_by_iou_and_label_not_by_order():
+    tol = DETECTION_TOLERANCES["fp32"]
     ref_boxes = np.array([[0, 0, 10, 10], [20, 20, 30, 30], [50, 50, 60, 60]], np.float32)
     boxes = ref_boxes[[2, 0, 1]] + 0.001
-    match = match_detections(ref_boxes, np.array([1, 2, 3]), boxes, np.array([3, 1, 2]), 0.99)
+    match = match_detections(ref_boxes, np.array([1, 2, 3]), boxes, np.array([3, 1, 2]), tol)
     assert sorted(match.pairs) == [(0, 1), (1, 2), (2, 0)] and match.fraction == 1.0
-    wrong_label = match_detections(ref_boxes, np.array([1, 2, 3]), boxes, np.array([3, 1, 1]), 0.99)
+    wrong_label = match_detections(ref_boxes, np.array([1, 2, 3]), boxes, np.array([3, 1, 1]), tol)
     assert wrong_label.fraction == pytest.approx(2 / 3)
-    fewer = match_detections(ref_boxes, np.array([1, 2, 3]), boxes[:1], np.array([3]), 0.99)
+    fewer = match_detections(ref_boxes, np.array([1, 2, 3]), boxes[:1], np.array([3]), tol)
     assert fewer.fraction == pytest.approx(1 / 3)
+    # Boxes clipped to zero width have no IoU, even with themselves: equal coordinates match.
+    flat = np.array([[0, 10, 0, 50], [0, 12, 0, 52]], np.float32)
+    assert match_detections(flat, np.array([1, 1]), flat[::-1].copy(), np.array([1, 1]), tol).fraction == 1.0
+    moved = flat + [0, 0, 0, 1]  # 1 pixel off: zero IoU, outside the FP32 box tolerance
+    assert match_detections(flat, np.array([1, 1]), moved, np.array([1, 1]), tol).fraction == 0.0
 
 
-def test_candidates_match_within_the_rank_window_and_fail_outside_it():
+def test_candidates_match_in_any_order_among_near_ties_and_not_when_moved():
     tol = DETECTION_TOLERANCES["fp32"]
     rng = np.random.default_rng(0)
     boxes = rng.uniform(0, 500, (200, 4)).astype(np.float32)
-    scores = np.sort(rng.uniform(0, 1, 200)).astype(np.float32)[::-1].copy()
+    scores = rng.uniform(0, 1, 200).astype(np.float32)
+    scores[:40] = 1.0  # a trained RPN saturates: 40 equal scores
     scores[150:] = -1.0  # padding
-    swapped = np.arange(200)
-    swapped[[3, 4]] = [4, 3]  # a near-tie visited the other way round
-    fraction, worst, count = match_candidates(boxes, scores, boxes[swapped], scores[swapped], tol)
+    shuffled = rng.permutation(200)
+    fraction, worst, count = match_candidates(boxes, scores, boxes[shuffled], scores[shuffled], tol)
     assert (fraction, count) == (1.0, 150) and worst == 0.0
     moved = boxes.copy()
     moved[:15] += 1.0  # 10 % of the valid candidates off by a pixel
     fraction, _, _ = match_candidates(boxes, scores, moved, scores, tol)
     assert fraction == pytest.approx(135 / 150)
+    rescored = scores.copy()
+    rescored[100:110] += 1e-3  # beyond FP32's score tolerance
+    fraction, _, _ = match_candidates(boxes, scores, boxes, rescored, tol)
+    assert fraction == pytest.approx(140 / 150)
 
 
 def test_compare_outputs_catches_a_changed_mask_and_a_changed_panoptic_map():
@@ -257,3 +267,21 @@ def test_compare_outputs_catches_a_changed_mask_and_a_changed_panoptic_map():
     split["panoptic"][0, :10, :10] = 0  # half of segment 1 becomes void: IoU 0.5 is not a match
     check = compare_outputs(panoptic, split, tol, table, ("shapes", [1]))[-1]
     assert check.check == "panoptic" and not check.passed and math.isclose(check.value, 0.5)
+
+
+def test_a_tie_for_the_last_of_k_places_is_not_a_mismatch():
+    tol = DETECTION_TOLERANCES["fp32"]
+    reference = {
+        "boxes": np.array([[[0, 0, 10, 10], [20, 20, 30, 30], [50, 50, 60, 60]]], np.float32),
+        "scores": np.array([[0.9, 0.5, 0.3]], np.float32),
+        "labels": np.array([[0, 1, 1]], np.int32),
+        "num_detections": np.array([3], np.int32),
+    }
+    # K = 3 places, both full; the third place went to another box of the same score.
+    tied = {**reference, "boxes": reference["boxes"].copy()}
+    tied["boxes"][0, 2] = [70, 70, 80, 80]
+    (detections, _) = compare_outputs(reference, tied, tol, None, ("picture", [1]))
+    assert detections.passed and "1 tied at the K cut-off" in detections.detail
+    lower = {**tied, "scores": np.array([[0.9, 0.5, 0.29]], np.float32)}
+    (detections, _) = compare_outputs(reference, lower, tol, None, ("picture", [1]))
+    assert not detections.passed and detections.value == pytest.approx(2 / 3)
