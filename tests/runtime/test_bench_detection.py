@@ -71,7 +71,9 @@ def test_tensorrt_profiles_of_detector_graphs(detector_artifact):
     }
     assert profiles["image_shapes"].as_dict() == {"min": [1, 4], "opt": [1, 4], "max": [1, 4]}
     folder = detector_artifact("shapes_mask_rcnn")
-    profiles = optimisation_profiles(onnx.load(folder / "elsa_swin_tiny_mask_rcnn.onnx"), read_manifest(folder), {})
+    profiles = optimisation_profiles(
+        onnx.load(folder / "elsa_swin_tiny_mask_rcnn.onnx"), read_manifest(folder), {}
+    )
     # Dynamic batch: both inputs follow it.
     assert profiles["input"].as_dict() == {
         "min": [1, 3, 128, 128],
