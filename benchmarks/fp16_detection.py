@@ -65,6 +65,9 @@ def main() -> int:
     parser.add_argument("artifacts", nargs="+", type=Path)
     parser.add_argument("--data", type=Path, help="COCO layout to score each variant on (litevit val)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--export-size-only", action="store_true", help="gate at the export's batch and size only"
+    )
     args = parser.parse_args()
     for folder in args.artifacts:
         manifest = read_manifest(folder)
@@ -82,7 +85,15 @@ def main() -> int:
             )
         )
         axes = {int(a) for a in manifest["dynamic_axes"][INPUT_NAME]}
-        spec = GraphSpec(tuple(manifest["img_size"]), manifest["batch"], 0 in axes, 2 in axes, 17, "function")
+        dynamic = not args.export_size_only
+        spec = GraphSpec(
+            tuple(manifest["img_size"]),
+            manifest["batch"],
+            dynamic and 0 in axes,
+            dynamic and 2 in axes,
+            17,
+            "function",
+        )
         threshold = manifest["detection"]["gate_score_thr"]
         print(f"== {folder} ({manifest['model']}, gate score threshold {threshold:g})")
         for name, graph in variants(fp32).items():

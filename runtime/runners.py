@@ -383,6 +383,7 @@ class TorchRunner(Runner):
             bool(weights and weights.get("use_ema")),
             manifest.get("seg_output") or "logits",
             manifest.get("model_kwargs") or {},
+            manifest.get("detection"),
         )
         module = module.eval().to(torch.device(device))
         self.module: Callable[..., Any] = torch.compile(module) if compile else module
@@ -692,6 +693,9 @@ class TrtRunner(Runner):
         self.device = device
         self.cuda = _open_cuda(_device_index(device))
         self.logger = trt.Logger(trt.Logger.WARNING)
+        # NVIDIA's own plugins (a detector's RoiAlign is the ROIAlign_TRT plugin) must be
+        # registered before an engine that uses them is deserialized.
+        trt.init_libnvinfer_plugins(self.logger, "")
         self.runtime = trt.Runtime(self.logger)
         engine = self.runtime.deserialize_cuda_engine(path.read_bytes())
         if engine is None:

@@ -109,3 +109,38 @@ def test_data_the_detector_cannot_score_is_refused(detector_artifact, shapes_hel
     # 4 categories: not the model's 3 classes, so they are called "class N" and cannot match.
     with pytest.raises(DataError, match="category 1 is 'circle' but 'class 0' for elsa_swin_tiny_mask_rcnn"):
         validate(detector_artifact("shapes_mask_rcnn"), renamed, progress=False)
+
+
+def test_roi_masks_pasted_on_the_host_score_like_canvas_masks(
+    detector_artifact, shapes_heldout, trained_detector, tmp_path
+):
+    """``--det-masks roi``: 28 x 28 probabilities out of the graph (gate: their values), pasted at the
+    original size on the host as mmdet does; PyTorch rebuilt from the manifest gives the same."""
+    from litevit.export import export_model
+    from litevit.export.detection import DetectionOptions
+
+    trained = trained_detector("shapes_mask_rcnn")
+    folder = tmp_path / "roi"
+    result = export_model(
+        trained.facts["model"],
+        weights=trained.weights,
+        img_size=trained.facts["img_size"],
+        model_kwargs=trained.facts["model_kwargs"],
+        detection=DetectionOptions("roi"),
+        out_dir=folder,
+        threads=1,
+        log=lambda line: None,
+    )
+    assert result.passed and result.manifest["outputs"][4] == {
+        "name": "masks",
+        "dtype": "float32",
+        "shape": [1, 20, 28, 28],
+    }
+    roi = _rows(validate(folder, shapes_heldout, backends=("torch", "ort"), threads=1, progress=False))
+    canvas = _rows(validate(detector_artifact("shapes_mask_rcnn"), shapes_heldout, threads=1, progress=False))
+    assert roi["ort", "fp32"].scores == pytest.approx(roi["torch", "fp32"].scores, abs=TORCH_ORT_POINTS)
+    assert roi["ort", "fp32"].scores["box AP"] == pytest.approx(
+        canvas["ort", "fp32"].scores["box AP"], abs=0.01
+    )
+    # The same detections; masks pasted at the original size instead of resized from the canvas.
+    assert abs(roi["ort", "fp32"].scores["mask AP"] - canvas["ort", "fp32"].scores["mask AP"]) <= 3.0
