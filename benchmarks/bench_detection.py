@@ -59,7 +59,9 @@ def main() -> int:
             stages[backend]["graph"].append(1000 * (inferred - prepared))
             stages[backend]["post"].append(1000 * (done - inferred))
             detections[backend].append(len(result.scores))
-            print(f"picture {i} {sizes[i]} {backend}: graph {1000 * (inferred - prepared):.0f} ms", flush=True)
+            print(
+                f"picture {i} {sizes[i]} {backend}: graph {1000 * (inferred - prepared):.0f} ms", flush=True
+            )
     print(f"{manifest['model']}, test scale {prep.scale}, {args.iterations} pictures, {args.threads} threads")
     medians = {}
     for backend, times in stages.items():
