@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import onnx
 import pytest
 from onnx import numpy_helper
@@ -127,3 +129,46 @@ def test_a_model_whose_classes_do_not_add_up_is_refused(tmp_path, trained_detect
     kwargs = dict(trained.facts["model_kwargs"], num_classes=5)
     with pytest.raises(TypeError, match="predicts 6 classes; pass num_classes=6"):
         export_model(trained.facts["model"], img_size=(128, 128), model_kwargs=kwargs, out_dir=tmp_path)
+
+
+def test_plugin_and_inline_forms_of_a_detector_graph_run_the_same(detector_artifact):
+    """--ops plugin (litevit nodes only; RoiAlign and NonMaxSuppression are standard ops in every
+    mode) and --ops inline (standard ops only) of the same graph give the same detections."""
+    import onnxruntime as ort
+
+    from litevit.export.onnx_export import for_onnxruntime, inline_functions, validate
+    from litevit.onnx_graphs import custom_nodes
+
+    folder = detector_artifact("shapes_panoptic_fpn")
+    function_graph = onnx.load(folder / "lvt_panoptic_fpn.onnx")
+    plugin_graph = onnx.ModelProto()
+    plugin_graph.CopyFrom(function_graph)
+    del plugin_graph.functions[:]
+    inline_graph = inline_functions(plugin_graph)
+    validate(inline_graph, 17)
+    assert {n.op_type for n in custom_nodes(plugin_graph)} == {"CSA", "RASA"} and not custom_nodes(
+        inline_graph
+    )
+    feeds = {
+        "input": np.random.default_rng(0).standard_normal((1, 3, 96, 128)).astype(np.float32),
+        "image_shapes": np.array([[96, 128, 96, 128]], np.float32),
+    }
+    results = []
+    for graph in (function_graph, for_onnxruntime(plugin_graph), inline_graph):
+        session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+        results.append(session.run(None, feeds))
+    for other in results[1:]:
+        for expected, got in zip(results[0], other, strict=True):
+            np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
+
+
+def test_trtexec_hint_names_both_inputs_and_the_canvas_range(tmp_path):
+    from litevit.export.api import trt_build_hint
+
+    spec = GraphSpec((800, 1344), 1, True, True, 17, "function")
+    hint = trt_build_hint(
+        tmp_path, "lvt_panoptic_fpn", spec, ["fp16"], True, {"min": [64, 64], "max": [1344, 1344]}
+    )
+    assert "--minShapes=input:1x3x64x64,image_shapes:1x4" in hint
+    assert "--optShapes=input:1x3x800x1344,image_shapes:1x4" in hint
+    assert "--maxShapes=input:8x3x1344x1344,image_shapes:8x4" in hint
