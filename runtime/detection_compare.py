@@ -71,7 +71,11 @@ DETECTION_TOLERANCES = {
         box_atol=0.5,
         box_rtol=1e-2,
         score_atol=2e-2,
-        min_candidates_matched=0.9,
+        # FP16 moves scores by ~1e-3, which changes which near-equal candidates make a top-K cut:
+        # with random weights every class score is near 1/81 and up to a fifth of the RCNN's
+        # candidates change (ELSA-Swin-T at 800 x 1344: 82 % matched); with box coordinates in
+        # float16 (rule 4 off) 0.3 % match.
+        min_candidates_matched=0.75,
         min_box_iou=0.95,
         min_matched=0.9,
         min_mask_iou=0.85,
