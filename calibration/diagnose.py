@@ -14,20 +14,29 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
 
 from litevit._compat import strict_zip
-from litevit.calibration.qdq import QuantSite, quantize
+from litevit.calibration.images import evenly_spaced
+from litevit.calibration.qdq import QuantSite
 from litevit.onnx_graphs import SCORES_OUTPUT, with_scores_output
 
+if TYPE_CHECKING:
+    from litevit.calibration.tails import TailEvaluator
+
 GRANULARITIES = ("module", "layer")
+# The per-layer ranking runs every group's candidate: on this many held-out images by default
+# (spread evenly), which orders the groups as the whole set does while costing a fraction.
+DEFAULT_SENSITIVITY_IMAGES = 16
 
 
 def ort_session(model: onnx.ModelProto, threads: int | None = None) -> Any:
@@ -57,24 +66,39 @@ class Outputs:
 
 def run_outputs(model: onnx.ModelProto, batches: Sequence[np.ndarray], threads: int | None = None) -> Outputs:
     input_name = model.graph.input[0].name
+    return run_outputs_on(model, [{input_name: batch} for batch in batches], threads)
+
+
+def run_outputs_on(
+    model: onnx.ModelProto, feeds: Sequence[dict[str, np.ndarray]], threads: int | None = None
+) -> Outputs:
+    """:func:`run_outputs` with every input named: one feed per batch (a graph tail takes several)."""
     if is_label_graph(model):
-        session = ort_session(with_scores_output(model), threads)
+        session = ort_session(with_scores_output(model), 1)
+        names = [o.name for o in session.get_outputs()]
         labels, scores = [], []
-        for batch in batches:
-            result = dict(
-                strict_zip(
-                    [o.name for o in session.get_outputs()],
-                    session.run(None, {input_name: batch}),
-                )
-            )
+        for values in run_concurrently(session, feeds, threads):
+            result = dict(strict_zip(names, values))
             labels.append(result[model.graph.output[0].name])
             scores.append(result[SCORES_OUTPUT].astype(np.float32))
         return Outputs(scores, labels)
-    session = ort_session(model, threads)
-    scores = [session.run(None, {input_name: batch})[0].astype(np.float32) for batch in batches]
+    session = ort_session(model, 1)
+    scores = [values[0].astype(np.float32) for values in run_concurrently(session, feeds, threads)]
     if scores and scores[0].ndim == 4:  # segmentation logits: labels are their argmax
         return Outputs(scores, [s.argmax(axis=1) for s in scores])
     return Outputs(scores, None)
+
+
+def run_concurrently(session: Any, feeds: Sequence[dict[str, np.ndarray]], threads: int | None) -> list[Any]:
+    """``session.run`` on every feed, ``threads`` runs at a time (default: one per CPU) on a
+    session with one intra-op thread. On the small batches of an accuracy check, whole runs side by
+    side keep the cores busier than one run at a time split over threads (ONNX Runtime's sessions
+    may be run from several threads; results do not depend on the thread count)."""
+    workers = min(len(feeds), threads if threads is not None else (os.cpu_count() or 1))
+    if workers <= 1:
+        return [session.run(None, feed) for feed in feeds]
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(lambda feed: session.run(None, feed), feeds))
 
 
 @dataclass
@@ -159,6 +183,25 @@ class HeldOutSet:
     def evaluate(self, model: onnx.ModelProto) -> Agreement:
         return compare(self.reference, run_outputs(model, self.batches, self.threads))
 
+    @property
+    def images(self) -> int:
+        return sum(len(batch) for batch in self.batches)
+
+    def subset(self, max_images: int) -> HeldOutSet:
+        """At most ``max_images`` images (whole batches, spread evenly over the set as
+        :func:`~litevit.calibration.images.evenly_spaced` spreads files) with their reference
+        outputs: nothing is recomputed."""
+        per_batch = max(len(self.batches[0]), 1) if self.batches else 1
+        count = max(1, max_images // per_batch)
+        if count >= len(self.batches):
+            return self
+        picked = evenly_spaced(list(range(len(self.batches))), count)
+        labels = self.reference.labels
+        reference = Outputs(
+            [self.reference.scores[i] for i in picked], [labels[i] for i in picked] if labels else None
+        )
+        return HeldOutSet([self.batches[i] for i in picked], reference, self.threads)
+
 
 def groups_of(sites: Sequence[QuantSite], granularity: str) -> dict[str, int]:
     """Group name -> number of layers in it, in graph order."""
@@ -178,18 +221,73 @@ def sensitivity(
     granularity: str = "module",
     runnable: Callable[[onnx.ModelProto], onnx.ModelProto] = lambda m: m,
     on_group: Callable[[], None] | None = None,
+    evaluator: TailEvaluator | None = None,
 ) -> list[SensitivityEntry]:
     """Each group left in FP32 in turn; ranked most sensitive first (highest cosine when spared,
     then highest agreement). ``runnable`` makes a quantized graph ONNX Runtime-runnable (attaches
-    function bodies to a plugin-mode graph)."""
-    entries = []
-    for group, layers in groups_of(sites, granularity).items():
-        candidate = runnable(quantize(model, sites, amax, keep_fp32={group}))
-        entries.append(SensitivityEntry(group, layers, held_out.evaluate(candidate)))
-        if on_group is not None:
-            on_group()
+    function bodies to a plugin-mode graph). Each candidate runs only the part of the graph it
+    changes (:mod:`litevit.calibration.tails`); ``evaluator`` shares that work with other calls."""
+    from litevit.calibration.tails import TailEvaluator  # tails builds on this module
+
+    groups = groups_of(sites, granularity)
+    evaluator = evaluator or TailEvaluator(model, sites, amax, held_out, runnable=runnable)
+    results = evaluator.evaluate_each([{group} for group in groups], on_done=on_group)
+    entries = [
+        SensitivityEntry(group, layers, result)
+        for (group, layers), result in strict_zip(groups.items(), results)
+    ]
     entries.sort(key=lambda e: (e.result.cosine_mean, e.result.agreement), reverse=True)
     return entries
+
+
+@dataclass
+class SensitivityRanking:
+    """:func:`sensitivity` on ``images`` held-out images, with the all-INT8 graph's figures on the
+    same images (the baseline each group's gain is measured from)."""
+
+    entries: list[SensitivityEntry]
+    baseline: Agreement
+    images: int
+
+
+def rank_layers(
+    model: onnx.ModelProto,
+    sites: list[QuantSite],
+    amax: dict[str, float],
+    held_out: HeldOutSet,
+    *,
+    granularity: str = "module",
+    max_images: int = DEFAULT_SENSITIVITY_IMAGES,
+    baseline: Agreement | None = None,
+    runnable: Callable[[onnx.ModelProto], onnx.ModelProto] = lambda m: m,
+    progress: bool = False,
+) -> SensitivityRanking:
+    """:func:`sensitivity` on at most ``max_images`` of the held-out images (0: all), spread evenly,
+    with a progress bar that estimates the time left. ``baseline`` is the all-INT8 graph's result
+    on the whole set, reused when the ranking uses the whole set."""
+    from litevit._progress import Progress
+    from litevit.calibration.tails import TailEvaluator  # tails builds on this module
+
+    ranked_on = held_out.subset(max_images) if max_images else held_out
+    evaluator = TailEvaluator(model, sites, amax, ranked_on, runnable=runnable)
+    if baseline is None or ranked_on is not held_out:
+        baseline = ranked_on.evaluate(evaluator.all_int8)
+    groups = len(groups_of(sites, granularity))
+    bar = Progress(progress, groups, f"sensitivity on {ranked_on.images} images", unit="groups")
+    try:
+        entries = sensitivity(
+            model,
+            sites,
+            amax,
+            ranked_on,
+            granularity=granularity,
+            runnable=runnable,
+            on_group=bar.update,
+            evaluator=evaluator,
+        )
+    finally:
+        bar.close()
+    return SensitivityRanking(entries, baseline, ranked_on.images)
 
 
 @dataclass
@@ -211,14 +309,19 @@ def keep_fp32_auto(
     target: float,
     *,
     runnable: Callable[[onnx.ModelProto], onnx.ModelProto] = lambda m: m,
+    evaluator: TailEvaluator | None = None,
 ) -> KeepFp32Result:
-    """Leave the most sensitive groups in FP32, in ranking order, until ``agreement >= target``."""
+    """Leave the most sensitive groups in FP32, in ranking order, until ``agreement >= target``
+    (each step runs only the part of the graph the kept groups change, as :func:`sensitivity`)."""
+    from litevit.calibration.tails import TailEvaluator  # tails builds on this module
+
+    evaluator = evaluator or TailEvaluator(model, sites, amax, held_out, runnable=runnable)
     result = KeepFp32Result(target, [], final=baseline, met=baseline.agreement >= target)
     for entry in ranking:
         if result.met:
             break
         result.kept.append(entry.group)
-        current = held_out.evaluate(runnable(quantize(model, sites, amax, keep_fp32=set(result.kept))))
+        current = evaluator.evaluate(set(result.kept))
         result.steps.append({"kept": entry.group, **asdict(current)})
         result.final = current
         result.met = current.agreement >= target
@@ -241,13 +344,13 @@ def median_latency_ms(
     return statistics.median(times)
 
 
-def format_sensitivity(
-    entries: Sequence[SensitivityEntry], baseline: Agreement, task: str, top: int = 10
-) -> str:
+def format_sensitivity(ranking: SensitivityRanking, task: str, top: int = 10) -> str:
+    entries, baseline = ranking.entries, ranking.baseline
     metric = "top-1 agr" if task == "classification" else "pixel agr"
     lines = [
-        f"per-layer sensitivity: each group left in FP32 in turn (all-INT8: {metric} "
-        f"{100 * baseline.agreement:.2f} %, cosine {baseline.cosine_mean:.5f}); most sensitive first:",
+        f"per-layer sensitivity on {ranking.images} images: each group left in FP32 in turn (all-INT8: "
+        f"{metric} {100 * baseline.agreement:.2f} %, cosine {baseline.cosine_mean:.5f}); most sensitive "
+        f"first:",
         f"  {'group':<44} {'layers':>6} {metric:>10} {'cosine':>9} {'gain':>9}",
     ]
     for entry in entries[:top]:

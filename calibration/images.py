@@ -21,11 +21,13 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from litevit.errors import DataError
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -53,7 +55,7 @@ def list_images(root: str | os.PathLike[str], *, what: str = "image folder") -> 
     return paths
 
 
-def evenly_spaced(paths: Sequence[Path], count: int) -> list[Path]:
+def evenly_spaced(paths: Sequence[T], count: int) -> list[T]:
     """``count`` of ``paths`` spread evenly over the sorted list (every class of a class-per-folder
     layout is represented), or all of them when there are no more than ``count``."""
     if count >= len(paths):

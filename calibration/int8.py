@@ -41,7 +41,7 @@ from litevit.calibration.diagnose import (
     format_sensitivity,
     keep_fp32_auto,
     median_latency_ms,
-    sensitivity,
+    rank_layers,
 )
 from litevit.calibration.images import (
     Preprocessing,
@@ -66,6 +66,7 @@ MIN_CALIBRATION_IMAGES = 32
 DEFAULT_SAMPLES = 256
 DEFAULT_HOLDOUT = 64
 DEFAULT_TARGET = 0.99
+DEFAULT_PERCENTILE = 99.99
 # Tolerance of the INT8 gate: mean logits cosine to FP32 on the held-out images.
 INT8_MIN_COSINE = 0.99
 # Bumped whenever the Q/DQ placement or scheme changes, so old caches are not reused for it.
@@ -79,7 +80,7 @@ class CalibrationCacheError(LitevitError):
 @dataclass
 class Int8Options:
     method: str = "minmax"
-    percentile: float = 99.99
+    percentile: float = DEFAULT_PERCENTILE
     samples: int = DEFAULT_SAMPLES
     holdout: int = DEFAULT_HOLDOUT
     keep_fp32: str | Sequence[str] | None = None  # "auto", names of modules/layers, or None
@@ -408,28 +409,31 @@ def write_int8(
     final_graph, final = all_int8, baseline
     auto_final: Agreement | None = None
     if options.keep_fp32 == "auto":
-        bar = Progress(
-            progress,
-            len({s.module if options.granularity == "module" else s.layer for s in sites}),
-            "sensitivity",
-            unit="groups",
+        ranking = rank_layers(
+            folded,
+            sites,
+            run.amax,
+            held_out,
+            granularity=options.granularity,
+            baseline=baseline,
+            runnable=runnable,
+            progress=progress,
         )
-        try:
-            ranking = sensitivity(
-                folded,
-                sites,
-                run.amax,
-                held_out,
-                granularity=options.granularity,
-                runnable=runnable,
-                on_group=bar.update,
-            )
-        finally:
-            bar.close()
-        report["sensitivity"] = [{"group": e.group, "layers": e.layers, **asdict(e.result)} for e in ranking]
-        lines.append(format_sensitivity(ranking, baseline, prep.task))
+        report["sensitivity_images"] = ranking.images
+        report["sensitivity"] = [
+            {"group": e.group, "layers": e.layers, **asdict(e.result)} for e in ranking.entries
+        ]
+        lines.append(format_sensitivity(ranking, prep.task))
+        # The target is checked on every held-out image, not only those the ranking used.
         auto = keep_fp32_auto(
-            folded, sites, run.amax, held_out, ranking, baseline, options.target_agreement, runnable=runnable
+            folded,
+            sites,
+            run.amax,
+            held_out,
+            ranking.entries,
+            baseline,
+            options.target_agreement,
+            runnable=runnable,
         )
         keep, auto_final = auto.kept, auto.final
         report["keep_fp32_auto"] = _auto_dict(auto)

@@ -19,15 +19,15 @@ from typing import Any
 
 import onnx
 
-from litevit._io import sha256_file, write_json
+from litevit._io import write_json
 from litevit._progress import Progress
-from litevit.artifacts import graph_file, has_graph, read_manifest
+from litevit.artifacts import graph_file, has_graph, read_manifest, verified_file
 from litevit.calibration.diagnose import (
+    DEFAULT_SENSITIVITY_IMAGES,
     GRANULARITIES,
     HeldOutSet,
     format_sensitivity,
-    groups_of,
-    sensitivity,
+    rank_layers,
 )
 from litevit.calibration.images import (
     Preprocessing,
@@ -45,12 +45,19 @@ DEFAULT_LIMIT = 64
 
 def _cached_thresholds(folder: Path, manifest: dict[str, Any], fp32_sha256: str) -> dict[str, float]:
     calibration = manifest.get("calibration") or {}
-    path = folder / calibration.get("cache", "")
-    if not calibration or not path.is_file():
+    name = calibration.get("cache", "")
+    if not calibration or not (folder / name).is_file():
         raise LitevitError(
             f"the artefact {str(folder)!r} has no calibration cache; export it with --int8 --calib DIR first."
         )
-    doc = json.loads(path.read_text())
+    # Exports before the cache was listed in the manifest are checked by its key below only.
+    path = verified_file(folder, manifest, name) if name in manifest["files"] else folder / name
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise LitevitError(
+            f"the calibration cache {str(path)!r} is unreadable ({exc}); re-export it."
+        ) from None
     if doc.get("format") != CACHE_FORMAT or doc.get("components", {}).get("model") != fp32_sha256:
         raise LitevitError(
             f"the calibration cache {str(path)!r} was not made for this artefact's FP32 graph; "
@@ -66,14 +73,18 @@ def quant_report(
     limit: int = DEFAULT_LIMIT,
     granularity: str = "module",
     with_sensitivity: bool = True,
+    sensitivity_images: int = DEFAULT_SENSITIVITY_IMAGES,
     threads: int | None = None,
     progress: bool = True,
 ) -> tuple[dict[str, Any], list[str]]:
-    """The report (JSON-able) and its printed lines."""
+    """The report (JSON-able) and its printed lines. The per-layer ranking uses at most
+    ``sensitivity_images`` of the images (0: all of them)."""
     if granularity not in GRANULARITIES:
         raise LitevitError(f"unknown granularity {granularity!r}; choose one of {', '.join(GRANULARITIES)}.")
     if limit < 1:
         raise LitevitError(f"--limit must be at least 1; got {limit}.")
+    if sensitivity_images < 0:
+        raise LitevitError(f"--sensitivity-images must be 0 (all) or more; got {sensitivity_images}.")
     folder = Path(artifact)
     manifest = read_manifest(folder)
     if manifest.get("ops_mode") == "plugin":
@@ -84,7 +95,7 @@ def quant_report(
     fp32_path = graph_file(folder, manifest, "fp32")
     fp32 = onnx.load(fp32_path)
     int8 = onnx.load(graph_file(folder, manifest, "int8"))
-    amax = _cached_thresholds(folder, manifest, sha256_file(fp32_path))
+    amax = _cached_thresholds(folder, manifest, manifest["files"][fp32_path.name]["sha256"])
 
     root = Path(data)
     paths = evenly_spaced(list_images(root, what="data folder"), limit)
@@ -129,13 +140,22 @@ def quant_report(
         report["fp16"] = asdict(fp16_result)
         lines.append(f"  FP16: {fp16_result.describe(task)}")
     if with_sensitivity:
-        bar = Progress(progress, len(groups_of(sites, granularity)), "sensitivity", unit="groups")
-        try:
-            ranking = sensitivity(folded, sites, amax, held_out, granularity=granularity, on_group=bar.update)
-        finally:
-            bar.close()
-        report["sensitivity"] = [{"group": e.group, "layers": e.layers, **asdict(e.result)} for e in ranking]
-        lines.append(format_sensitivity(ranking, all_int8, task))
+        ranking = rank_layers(
+            folded,
+            sites,
+            amax,
+            held_out,
+            granularity=granularity,
+            max_images=sensitivity_images,
+            baseline=all_int8,
+            progress=progress,
+        )
+        report["sensitivity_images"] = ranking.images
+        report["sensitivity_int8_all_layers"] = asdict(ranking.baseline)
+        report["sensitivity"] = [
+            {"group": e.group, "layers": e.layers, **asdict(e.result)} for e in ranking.entries
+        ]
+        lines.append(format_sensitivity(ranking, task))
     return report, lines
 
 
@@ -152,8 +172,14 @@ def configure_quant_report_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--granularity",
         choices=GRANULARITIES,
-        default="module",
         help="sensitivity per module (default; e.g. backbone.1.1.0.attn) or per layer",
+    )
+    parser.add_argument(
+        "--sensitivity-images",
+        type=int,
+        metavar="N",
+        help=f"rank the layers on at most N of the images, spread evenly (default: "
+        f"{DEFAULT_SENSITIVITY_IMAGES}; 0: all); the INT8/FP16 figures use every image",
     )
     parser.add_argument("--no-sensitivity", action="store_true", help="skip the per-layer ranking")
     parser.add_argument("--threads", type=int, metavar="N", help="ONNX Runtime threads")
@@ -164,12 +190,28 @@ def run_quant_report(args: argparse.Namespace) -> int:
     from litevit._deps import require
 
     require("onnxruntime")
+    ranking_options = [
+        option
+        for option, value in (
+            ("--granularity", args.granularity),
+            ("--sensitivity-images", args.sensitivity_images),
+        )
+        if value is not None
+    ]
+    if args.no_sensitivity and ranking_options:
+        raise LitevitError(
+            f"{' and '.join(ranking_options)} shape the per-layer ranking, which --no-sensitivity skips: "
+            f"drop one or the other."
+        )
     report, lines = quant_report(
         args.artifact,
         args.data,
         limit=args.limit,
-        granularity=args.granularity,
+        granularity=args.granularity or "module",
         with_sensitivity=not args.no_sensitivity,
+        sensitivity_images=(
+            DEFAULT_SENSITIVITY_IMAGES if args.sensitivity_images is None else args.sensitivity_images
+        ),
         threads=args.threads,
     )
     print("\n".join(lines))

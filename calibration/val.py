@@ -461,7 +461,10 @@ def validate(
     try:
         # Open every runner first: a missing FP16 graph or engine is reported before any work.
         for backend, precision in keys:
-            runners[backend, precision] = open_runner(folder, backend, precision=precision, threads=threads)
+            cpu_threads = None if backend == "trt" else threads  # an engine runs on the GPU
+            runners[backend, precision] = open_runner(
+                folder, backend, precision=precision, threads=cpu_threads
+            )
         meters: dict[tuple[str, str], _TopK | _Confusion] = {
             key: _TopK(min(5, num_classes)) if classifier else _Confusion(num_classes) for key in keys
         }

@@ -7,7 +7,14 @@ PyTorch on the same input (the parity gate). ``litevit-export`` / ``litevit expo
 ``litevit check`` are thin shells over :func:`export_model` and :func:`check_artifacts`.
 """
 
-from litevit.export.api import ExportResult, check_artifacts, export_model, read_manifest
-from litevit.export.parity import ParityError
+from litevit._deps import require
+
+# Without the authoring extra, importing this package raises litevit's one-sentence install hint
+# (a MissingDependencyError, also an ImportError) instead of a bare ModuleNotFoundError deep inside.
+require("torch")
+require("onnxscript")
+
+from litevit.export.api import ExportResult, check_artifacts, export_model, read_manifest  # noqa: E402
+from litevit.export.parity import ParityError  # noqa: E402
 
 __all__ = ["ExportResult", "ParityError", "check_artifacts", "export_model", "read_manifest"]

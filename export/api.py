@@ -36,10 +36,10 @@ import torch
 
 import litevit
 from litevit._deps import has
-from litevit.artifacts import MANIFEST, MANIFEST_VERSION, read_manifest
+from litevit.artifacts import MANIFEST, MANIFEST_VERSION, read_manifest, verify_files
 from litevit.calibration.images import Preprocessing
 from litevit.calibration.int8 import CalibrationSplit, Int8Options, write_int8
-from litevit._io import ensure_writable_dir, sha256_file, write_bytes, write_json
+from litevit._io import check_creatable_dir, ensure_writable_dir, sha256_file, write_bytes, write_json
 from litevit.errors import LitevitError
 from litevit.export import detection as det
 from litevit.export.fp16 import convert_to_fp16
@@ -56,9 +56,18 @@ from litevit.export.onnx_export import (
     torch_to_onnx,
     validate,
 )
+from litevit.export.reexport import carry_over, previous_manifest, remove_stale
 from litevit.export.parity import TOLERANCES, ParityError, as_dicts, format_table, run_parity
+from litevit.export.trt_target import adapt_for_target, check_target
 from litevit.flops import count_model
 from litevit.models import create_model, get_model_cfg, load_pretrained, model_cfg
+from litevit.runtime.trt_build.parser_coverage import (
+    TARGET_RELEASES,
+    refusal,
+    release_support,
+    require_parser_support,
+    unsupported_nodes,
+)
 
 DEFAULT_OUT_ROOT = "litevit-artifacts"
 
@@ -72,6 +81,8 @@ class ExportResult:
     manifest: dict[str, Any]
     tables: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # still-valid files of the previous export
+    removed: list[str] = field(default_factory=list)  # its stale files, deleted
 
     @property
     def passed(self) -> bool:
@@ -171,6 +182,7 @@ def trt_build_hint(
     precisions: Sequence[str],
     has_custom_ops: bool,
     hw_range: dict[str, list[int]] | None = None,
+    detector: bool = False,
 ) -> str:
     """How to build the engines on the target: ``litevit build`` (any TensorRT 8.5 - 11, picks the
     graph and flags per version), or the ``trtexec`` line per TensorRT family."""
@@ -185,7 +197,7 @@ def trt_build_hint(
         # A detector's image_shapes input follows the batch axis.
         extra = (
             [f",{det.IMAGE_SHAPES}:{n}x4" for n in (1 if spec.dynamic_batch else b, b, max_b)]
-            if hw_range
+            if detector
             else [""] * 3
         )
         shapes = (
@@ -217,7 +229,8 @@ def trt_build_hint(
     if plugins:
         lines.append(
             "  (build the library with `litevit plugins build`; TensorRT 8.5 spells the option "
-            "--plugins= and, like 8.6, needs the library or an export with --ops inline)"
+            "--plugins= and, like 8.6, needs the library or an export with --ops inline; either needs "
+            "the graphs exported with --trt 8.5 / --trt 8.6)"
         )
     return "\n".join(lines)
 
@@ -237,6 +250,7 @@ def export_model(
     int8_options: Int8Options | None = None,
     ops: str = "function",
     opset: int = 17,
+    trt: str | None = None,
     out_dir: str | os.PathLike[str] | None = None,
     check: bool = True,
     seg_output: str = "labels",
@@ -247,6 +261,12 @@ def export_model(
     log: Callable[[str], None] = print,
 ) -> ExportResult:
     """Export a registered model to an artefact folder and run the parity gate.
+
+    ``trt`` names the TensorRT release the graphs are for ("8.5", ... see
+    :mod:`litevit.export.trt_target`): the operators its ONNX parser lacks are written in ones it
+    has, and every graph is checked against that parser before it is written. Without it, the
+    graphs are written for TensorRT >= 10 and :attr:`ExportResult.notices` names the releases
+    whose parser could not take them.
 
     Raises :class:`LitevitError` for bad arguments and :class:`ParityError` (after writing the
     files and a manifest that records the failure) when a graph disagrees with PyTorch.
@@ -264,12 +284,15 @@ def export_model(
         raise LitevitError(f"unknown --seg-output {seg_output!r}; choose one of {', '.join(SEG_OUTPUTS)}.")
     if batch < 1:
         raise LitevitError(f"--batch must be at least 1; got {batch}.")
+    if trt is not None:
+        check_target_opset(check_target(trt), opset)
     size = cfg.check_img_size(img_size) if img_size is not None else cfg.input_size
     model_kwargs = dict(model_kwargs or {})
     weights_path = os.fspath(weights) if weights is not None else None
     if weights_path is not None and not os.path.isfile(weights_path):
         raise LitevitError(f"weights file {weights_path!r} does not exist or is not a file.")
-    folder = ensure_writable_dir(out_dir if out_dir is not None else Path(DEFAULT_OUT_ROOT) / model)
+    # Created only when the first file is written: a refused export leaves no empty folder behind.
+    folder = check_creatable_dir(out_dir if out_dir is not None else Path(DEFAULT_OUT_ROOT) / model)
     notices: list[str] = []
     if int8:
         if calib is None:
@@ -320,16 +343,26 @@ def export_model(
             onnx.StringStringEntryProto(key="litevit.ops_mode", value=ops),
         ]
     )
-    fp32 = apply_ops_mode(graph, ops)
-    validate(fp32, opset)
-    export_seconds = time.perf_counter() - start
-
+    plain = apply_ops_mode(graph, ops)
     files = {"fp32": folder / f"{model}.onnx"}
-    graphs = {"fp32": fp32}
+    graphs = {"fp32": plain}
     if fp16:
         files["fp16"] = folder / f"{model}.fp16.onnx"
-        graphs["fp16"] = convert_to_fp16(fp32)
-        validate(graphs["fp16"], opset)
+        # From the graph before any rewrite for the target: its FP16 rules keep a normalization in
+        # float32 as one op, which the rewrite then writes out in float32.
+        graphs["fp16"] = convert_to_fp16(plain)
+    rewrites: dict[str, dict[str, int]] = {}
+    for key in list(graphs):
+        if trt is not None:
+            graphs[key], rewrites[files[key].name] = adapt_for_target(graphs[key], trt)
+        validate(graphs[key], opset)
+        if trt is not None:
+            require_parser_support(graphs[key], trt, graph=files[key].name)
+    if trt is None:
+        notices.extend(parser_notices(graphs["fp32"], files["fp32"].name))
+    fp32 = graphs["fp32"]
+    export_seconds = time.perf_counter() - start
+    ensure_writable_dir(folder)
     for key, path in files.items():
         _save_onnx(graphs[key], path)
 
@@ -363,6 +396,7 @@ def export_model(
             tables.append(format_table(f"parity {path.name} vs PyTorch FP32 (ONNX Runtime CPU):", results))
 
     calibration = None
+    int8_records: list[Path] = []
     if int8:
         assert int8_options is not None
         prep = Preprocessing.from_manifest(
@@ -382,8 +416,11 @@ def export_model(
             progress=progress,
         )
         files["int8"] = quantized.path
+        if trt is not None:
+            require_parser_support(onnx.load(str(quantized.path)), trt, graph=quantized.path.name)
         parity[quantized.path.name] = quantized.parity
         calibration = quantized.manifest_calibration
+        int8_records = [quantized.cache_path, quantized.report_path]
         tables.append("\n".join(quantized.lines))
 
     manifest = {
@@ -412,20 +449,29 @@ def export_model(
         "hw_range": det.hw_range(model_cfg(module), spec) if detector else None,
         "opset": opset,
         "ops_mode": ops,
+        "trt_target": trt,
+        "trt_rewrites": rewrites if trt is not None else None,
         "custom_ops": custom_op_usage(graph),
         "complexity": model_complexity(model, size, model_kwargs),
         "versions": _versions(),
         "export_seconds": round(export_seconds, 2),
         "files": {
             path.name: {"precision": key, "sha256": sha256_file(path), "bytes": path.stat().st_size}
-            for key, path in files.items()
+            for key, path in [*files.items(), *(("int8", record) for record in int8_records)]
         },
         "parity": parity,
         "calibration": calibration,
         "notices": notices,
     }
+    previous = previous_manifest(folder)
+    kept = carry_over(folder, previous, manifest)
     write_json(folder / MANIFEST, manifest)
-    result = ExportResult(folder, files, manifest, tables, notices)
+    removed = remove_stale(folder, previous, manifest)
+    if kept:
+        notices.append(f"kept from the previous export (derived from the same FP32 graph): {', '.join(kept)}")
+    if removed:
+        notices.append(f"removed stale files of the previous export: {', '.join(removed)}")
+    result = ExportResult(folder, files, manifest, tables, notices, kept, removed)
     for table in tables:
         log(table)
     if check and not result.passed:
@@ -438,9 +484,31 @@ def export_model(
     if engines and not has("tensorrt"):
         notices.append("TensorRT is not installed here, so no engine was built; on the target, build with:")
         notices.append(
-            trt_build_hint(folder, model, spec, engines, bool(manifest["custom_ops"]), manifest["hw_range"])
+            trt_build_hint(
+                folder, model, spec, engines, bool(manifest["custom_ops"]), manifest["hw_range"], detector
+            )
         )
     return result
+
+
+def check_target_opset(target: str, opset: int) -> None:
+    """Refuse an opset the target release's parser does not read."""
+    low, high = release_support(target).opset
+    if not low <= opset <= high:
+        raise LitevitError(
+            f"TensorRT {target}'s ONNX parser reads opsets {low} - {high}; leave out --opset {opset} "
+            f"for --trt {target}."
+        )
+
+
+def parser_notices(model: onnx.ModelProto, name: str) -> list[str]:
+    """One line per supported TensorRT release whose ONNX parser cannot take ``model`` as written."""
+    notices = []
+    for release in TARGET_RELEASES:
+        problems = unsupported_nodes(model, release)
+        if problems:
+            notices.append(f"note: {refusal(problems, name)}")
+    return notices
 
 
 def _io_description(values: Any) -> list[dict[str, Any]]:
@@ -479,14 +547,7 @@ def check_artifacts(
     """Verify every file's SHA-256 and rerun the parity gate; returns the fresh parity results."""
     folder = Path(artifact_dir)
     manifest = read_manifest(folder)
-    for name, entry in manifest["files"].items():
-        path = folder / name
-        if not path.is_file():
-            raise LitevitError(f"{str(path)!r} is listed in the manifest but missing.")
-        if sha256_file(path) != entry["sha256"]:
-            raise LitevitError(
-                f"{str(path)!r} does not match its SHA-256 in the manifest: it was modified or corrupted."
-            )
+    verify_files(folder, manifest)
     weights = manifest.get("weights")
     if weights and (not os.path.isfile(weights["path"]) or sha256_file(weights["path"]) != weights["sha256"]):
         raise LitevitError(
@@ -511,6 +572,8 @@ def check_artifacts(
     )
     fresh: dict[str, Any] = {}
     for name, entry in manifest["files"].items():
+        if not name.endswith(".onnx"):
+            continue  # the INT8 calibration cache and report: hashes verified above
         if entry["precision"] == "int8":
             # INT8 is judged on images against FP32, not on synthetic inputs against PyTorch.
             log(f"{name}: hash verified; its accuracy needs images: litevit quant-report {folder} --data DIR")

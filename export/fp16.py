@@ -4,8 +4,8 @@ TensorRT 11 builds only strongly typed networks: every tensor's precision is the
 the ONNX graph (no ``--fp16`` builder flag). TensorRT 8.5-10.x accept the same graph, so one
 pre-cast model serves every target. :func:`convert_to_fp16` produces it:
 
-* weights (float initializers, float ``Constant`` values, ``ConstantOfShape`` fill values) and
-  activations are float16;
+* weights (float initializers, float ``Constant`` values) and activations are float16
+  (``ConstantOfShape`` fills stay float32, rule 3);
 * graph inputs and outputs stay float32: a ``Cast`` to float16 follows each float input and a
   ``Cast`` to float32 precedes each float output, so callers feed and read the same arrays as
   for the FP32 model;
@@ -27,9 +27,10 @@ Which nodes run in float32 (every other node with float tensors runs in float16)
    operand is a constant (``var + eps``, ``var ** -0.5``; eps = 1e-6 is not a float16 normal
    number), ending at a ``Div`` that divides by the chain (``(x - mean) / std``).
 3. Index arithmetic: float nodes computed only from integers cast to float (``Cast`` from an
-   integer type), ``Range`` outputs and constants, e.g. sizes, scales and positions derived from
-   ``Shape``: float16 holds integers exactly only up to 2048. The ``Cast`` into float keeps
-   casting to float32 there.
+   integer or bool type), ``Range`` outputs, ``ConstantOfShape`` fills and constants, e.g. sizes,
+   scales and positions derived from ``Shape``, or pixel counts of a mask: float16 holds integers
+   exactly only up to 2048. The ``Cast`` into float keeps casting to float32 there, and
+   ``ConstantOfShape`` fills float32 (the only type TensorRT 8.5/8.6's parser fills).
 4. Box coordinates (detectors): every float node upstream of a ``RoiAlign``'s RoIs or a
    ``NonMaxSuppression``'s boxes, back to the network outputs it decodes (stopping at
    ``Conv``/``ConvTranspose``/``Gemm``/``MatMul``, ``RoiAlign`` and custom-domain nodes, whose
@@ -326,7 +327,7 @@ def _fp32_node_positions(graph: onnx.GraphProto, keep: frozenset[str], types: di
     index_values: set[str] = set()
     for position, node in enumerate(nodes):
         inputs = [name for name in node.input if name and types.get(name) == _FLOAT]
-        seed = node.op_type == "Range" or (
+        seed = node.op_type in ("Range", "ConstantOfShape") or (
             node.op_type == "Cast"
             and types.get(node.input[0]) not in _FLOAT_TYPES
             and types.get(node.output[0]) == _FLOAT

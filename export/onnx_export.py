@@ -168,7 +168,7 @@ def torch_to_onnx(
     if spec.opset < MIN_OPSET:
         raise LitevitError(
             f"opset {spec.opset} is not supported; litevit exports opset {MIN_OPSET} or newer "
-            f"(LayerNormalization needs 17; TensorRT 8.5/8.6 parse up to 17)."
+            f"(LayerNormalization needs 17; 17 is also the newest opset TensorRT 8.5/8.6 read)."
         )
     if inputs is None:
         inputs = image_inputs(module, spec)

@@ -1,4 +1,6 @@
-"""Opset handling: torch's ONNX exporter writes opset 18 or newer; TensorRT 8.5/8.6 parse <= 17.
+"""Opset handling: torch's ONNX exporter writes opset 18 or newer; TensorRT 8.5/8.6 read opsets up
+to 17 (and parse a graph only if they import every operator in it: LayerNormalization not on 8.5,
+CastLike on neither; ``litevit-export --trt`` writes graphs for them, see export/trt_target.py).
 
 ``convert_opset(model, 17)`` rewrites the few operators whose signature changed at opset 18 and
 refuses, naming them, any it cannot express at 17. onnx's own version converter is not used: it
@@ -13,7 +15,7 @@ from onnx import helper, numpy_helper
 
 from litevit.errors import LitevitError
 
-MIN_OPSET = 17  # LayerNormalization needs 17; TensorRT 8.5/8.6 (JetPack 5.1/6.0) parse up to 17
+MIN_OPSET = 17  # LayerNormalization needs 17; TensorRT 8.5/8.6 (JetPack 5.1/6.0) read up to 17
 EXPORTER_MIN_OPSET = 18  # torch.onnx (dynamo) builds graphs at 18 or newer
 
 # Reductions whose `axes` moved from an attribute (<= 17) to an input (>= 18).

@@ -57,6 +57,24 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+def check_creatable_dir(path: str | os.PathLike[str]) -> Path:
+    """``path`` if it is a writable folder or could be created as one (its nearest existing parent
+    is a writable folder), without creating anything; else one sentence."""
+    folder = Path(path)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise LitevitError(f"cannot create output folder {str(folder)!r}: {str(existing)!r} is not a folder.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise LitevitError(
+            f"output folder {str(folder)!r} is not writable."
+            if existing == folder
+            else f"cannot create output folder {str(folder)!r}: {str(existing)!r} is not writable."
+        )
+    return folder
+
+
 def ensure_writable_dir(path: str | os.PathLike[str]) -> Path:
     """Create ``path`` if needed and prove it is writable, or raise one sentence."""
     folder = Path(path)

@@ -1,5 +1,5 @@
 """One progress display for long loops (benchmarks, calibration): tqdm when installed, else a
-plain status line on stderr."""
+plain status line on stderr; both estimate the time left once the total is known."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import IO, Any
 
 from litevit._deps import has
 
+LOG_INTERVAL_S = 10.0
+
 
 class Progress:
     """tqdm when installed, else one plain status line on stderr (rewritten in place on a tty)."""
@@ -17,6 +19,8 @@ class Progress:
         self._bar: Any = None
         self._stream: IO[str] | None = None
         self._label, self._unit, self._total, self._count, self._last = label, unit, total, 0, 0.0
+        self._start = self._last = time.monotonic()
+        self._width = 0
         if not enabled:
             return
         if has("tqdm"):
@@ -30,15 +34,26 @@ class Progress:
         self._count += count
         if self._bar is not None:
             self._bar.update(count)
-        elif self._stream is not None and self._stream.isatty():
+        elif self._stream is not None:
+            # In place on a terminal; a new line now and then in a log file.
+            tty = self._stream.isatty()
             now = time.monotonic()
-            if now - self._last >= 0.5:
+            if now - self._last >= (0.5 if tty else LOG_INTERVAL_S):
                 self._last = now
-                self._stream.write(f"\r{self._line()}")
+                line = self._line()
+                self._stream.write(f"\r{line:<{self._width}}" if tty else f"{line}\n")
+                self._width = len(line)
                 self._stream.flush()
 
     def _line(self) -> str:
-        return f"{self._label}: {self._count}{'/' + str(self._total) if self._total else ''} {self._unit}"
+        line = f"{self._label}: {self._count}{'/' + str(self._total) if self._total else ''} {self._unit}"
+        elapsed = time.monotonic() - self._start
+        if self._total and 0 < self._count < self._total:
+            left = elapsed / self._count * (self._total - self._count)
+            line += f", {elapsed:.0f} s so far, about {left:.0f} s left"
+        elif self._count:
+            line += f" in {elapsed:.0f} s"
+        return line
 
     def close(self) -> None:
         if self._bar is not None:

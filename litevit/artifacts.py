@@ -1,5 +1,8 @@
 """The artefact folder contract, torch-free: what ``litevit-export`` writes and every later stage
-(check, bench, report, serve) reads instead of re-deriving shapes, preprocessing or precision."""
+(check, bench, report, serve) reads instead of re-deriving shapes, preprocessing or precision.
+
+Every file a command reads from an artefact folder is read through :func:`verified_file` (or
+:func:`graph_file`, which uses it): its size and SHA-256 must be what the manifest records."""
 
 from __future__ import annotations
 
@@ -44,19 +47,58 @@ def has_graph(manifest: dict[str, Any], precision: str) -> bool:
     return any(e.get("precision") == precision and n.endswith(".onnx") for n, e in manifest["files"].items())
 
 
-def graph_file(folder: Path, manifest: dict[str, Any], precision: str, *, verify: bool = False) -> Path:
-    """The artefact's ONNX graph of ``precision`` (fp32, fp16, int8); ``verify`` also checks its
-    SHA-256 against the manifest. One sentence when it is absent, missing or modified."""
+# (real path, device, inode, size, mtime in ns) -> SHA-256, for this process.
+_HASHES: dict[tuple[str, int, int, int, int], str] = {}
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of ``path``, read once per process while the file is unchanged (same device, inode,
+    size and modification time): several commands, runners and server instances open the same
+    artefact, and a 100 MB graph takes a noticeable time to hash."""
+    stat = path.stat()
+    key = (os.path.realpath(path), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    digest = _HASHES.get(key)
+    if digest is None:
+        digest = _HASHES[key] = sha256_file(path)
+    return digest
+
+
+def verified_file(folder: Path, manifest: dict[str, Any], name: str) -> Path:
+    """``folder / name`` after checking it against the manifest: listed, present, the recorded
+    size (a truncated copy fails here without hashing) and the recorded SHA-256. Every command that
+    reads a file of an artefact folder reads it through this check (or :func:`graph_file`)."""
+    path = Path(folder) / name
+    entry = manifest["files"].get(name)
+    if entry is None:
+        raise LitevitError(f"{str(path)!r} is not listed in the manifest of {str(folder)!r}; re-export it.")
+    if not path.is_file():
+        raise LitevitError(f"{str(path)!r} is listed in the manifest but missing.")
+    size = path.stat().st_size
+    if entry.get("bytes") is not None and size != entry["bytes"]:
+        raise LitevitError(
+            f"{str(path)!r} has {size} bytes but the manifest records {entry['bytes']}: it was truncated "
+            f"or modified after export; re-export it."
+        )
+    if not entry.get("sha256") or file_sha256(path) != entry["sha256"]:
+        raise LitevitError(
+            f"{str(path)!r} does not match its SHA-256 in the manifest: it was modified or corrupted "
+            f"after export; re-export it."
+        )
+    return path
+
+
+def verify_files(folder: Path, manifest: dict[str, Any]) -> None:
+    """Every file the manifest lists, as :func:`verified_file` checks one."""
+    for name in manifest["files"]:
+        verified_file(folder, manifest, name)
+
+
+def graph_file(folder: Path, manifest: dict[str, Any], precision: str) -> Path:
+    """The artefact's ONNX graph of ``precision`` (fp32, fp16, int8), verified against the
+    manifest (:func:`verified_file`). One sentence when it is absent, missing or modified."""
     for name, entry in manifest["files"].items():
         if entry.get("precision") == precision and name.endswith(".onnx"):
-            path = folder / name
-            if not path.is_file():
-                raise LitevitError(f"{str(path)!r} is listed in the manifest but missing.")
-            if verify and entry.get("sha256") and sha256_file(path) != entry["sha256"]:
-                raise LitevitError(
-                    f"{str(path)!r} does not match its SHA-256 in the manifest: it was modified or corrupted."
-                )
-            return path
+            return verified_file(folder, manifest, name)
     available = sorted({str(entry.get("precision")) for entry in manifest["files"].values()})
     how = _HOW_TO_EXPORT.get(precision, "re-export")
     raise LitevitError(

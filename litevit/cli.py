@@ -13,7 +13,13 @@ from typing import Any
 
 from litevit._compat import strict_zip
 from litevit import __version__
-from litevit.calibration.int8 import DEFAULT_HOLDOUT, DEFAULT_SAMPLES, DEFAULT_TARGET, Int8Options
+from litevit.calibration.int8 import (
+    DEFAULT_HOLDOUT,
+    DEFAULT_PERCENTILE,
+    DEFAULT_SAMPLES,
+    DEFAULT_TARGET,
+    Int8Options,
+)
 from litevit.calibration.quant_report import configure_quant_report_parser, run_quant_report
 from litevit.calibration.ranges import METHODS
 from litevit.calibration.val import configure_val_parser, run_val
@@ -24,6 +30,7 @@ from litevit.runtime.selftest import DESCRIPTION as SELFTEST_DESCRIPTION
 from litevit.runtime.selftest import configure_selftest_parser, run_selftest
 from litevit.serve import SERVE_DESCRIPTION, configure_serve_parser, run_serve
 from litevit.runtime.trt_build import BUILD_DESCRIPTION, configure_build_parser, run_build
+from litevit.runtime.trt_build.parser_coverage import TARGET_RELEASES as TRT_RELEASES
 from litevit.serve.triton_repo import TRITON_REPO_DESCRIPTION, configure_triton_repo_parser, run_triton_repo
 
 
@@ -159,25 +166,25 @@ def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
     int8.add_argument(
         "--calib-samples",
         type=int,
-        default=DEFAULT_SAMPLES,
         metavar="N",
         help=f"at most N calibration images, evenly spaced over the folder (default: {DEFAULT_SAMPLES})",
     )
     int8.add_argument(
         "--holdout",
         type=int,
-        default=DEFAULT_HOLDOUT,
         metavar="N",
         help=f"images kept out of calibration for the accuracy report (default: {DEFAULT_HOLDOUT})",
     )
     int8.add_argument(
         "--calib-method",
         choices=METHODS,
-        default="minmax",
         help="activation ranges: minmax (default), entropy (TensorRT's KL method), percentile",
     )
     int8.add_argument(
-        "--percentile", type=float, default=99.99, metavar="P", help="for --calib-method percentile (99.99)"
+        "--percentile",
+        type=float,
+        metavar="P",
+        help=f"for --calib-method percentile (default: {DEFAULT_PERCENTILE})",
     )
     int8.add_argument(
         "--keep-fp32",
@@ -188,7 +195,6 @@ def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
     int8.add_argument(
         "--target-agreement",
         type=float,
-        default=DEFAULT_TARGET,
         metavar="F",
         help=f"--keep-fp32 auto stops when INT8 agrees with FP32 this often (default: {DEFAULT_TARGET})",
     )
@@ -204,12 +210,23 @@ def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
         "(inline)",
     )
     parser.add_argument(
-        "--opset", type=int, default=17, help="ONNX opset (default: 17, what TensorRT 8.5/8.6 parse)"
+        "--opset",
+        type=int,
+        default=17,
+        help="ONNX opset (default: 17, the newest TensorRT 8.5/8.6 read; 18 for TensorRT >= 10 only)",
+    )
+    parser.add_argument(
+        "--trt",
+        metavar="RELEASE",
+        choices=TRT_RELEASES,
+        help="write the graphs for this TensorRT release's ONNX parser, one of "
+        f"{', '.join(TRT_RELEASES)}: operators it lacks are written in ones it has (8.5, JetPack 5.1: "
+        "LayerNormalization and CastLike; 8.6: CastLike), and every graph is checked against it "
+        "(default: graphs for TensorRT >= 10, with a note naming the releases that cannot parse them)",
     )
     parser.add_argument(
         "--seg-output",
         choices=("labels", "logits"),
-        default="labels",
         help="segmentation models: int32 label map at input size, resize + argmax in the graph (labels, "
         "default), or the head's native-resolution logits (logits)",
     )
@@ -247,15 +264,66 @@ def _int8_options(args: argparse.Namespace) -> Int8Options:
             if args.keep_fp32 == "auto"
             else [n.strip() for n in args.keep_fp32.split(",") if n.strip()]
         )
+
+    def given(value: Any, default: Any) -> Any:
+        return default if value is None else value
+
     return Int8Options(
-        method=args.calib_method,
-        percentile=args.percentile,
-        samples=args.calib_samples,
-        holdout=args.holdout,
+        method=given(args.calib_method, "minmax"),
+        percentile=given(args.percentile, DEFAULT_PERCENTILE),
+        samples=given(args.calib_samples, DEFAULT_SAMPLES),
+        holdout=given(args.holdout, DEFAULT_HOLDOUT),
         keep_fp32=keep,
-        target_agreement=args.target_agreement,
+        target_agreement=given(args.target_agreement, DEFAULT_TARGET),
         recalibrate=args.recalibrate,
     )
+
+
+def refuse_unused_export_options(args: argparse.Namespace) -> None:
+    """One sentence, before any work, for an option that this export would silently ignore."""
+    int8_only = [
+        option
+        for option, value in (
+            ("--calib", args.calib),
+            ("--calib-samples", args.calib_samples),
+            ("--holdout", args.holdout),
+            ("--calib-method", args.calib_method),
+            ("--percentile", args.percentile),
+            ("--keep-fp32", args.keep_fp32),
+            ("--target-agreement", args.target_agreement),
+            ("--recalibrate", args.recalibrate or None),
+        )
+        if value is not None
+    ]
+    if int8_only and not args.int8:
+        raise LitevitError(
+            f"{', '.join(int8_only)} {'applies' if len(int8_only) == 1 else 'apply'} to the INT8 graph only: "
+            f"add --int8 (with --calib DIR) or drop {'it' if len(int8_only) == 1 else 'them'}."
+        )
+    if args.percentile is not None and args.calib_method != "percentile":
+        raise LitevitError(
+            "--percentile applies to --calib-method percentile only: add that or drop --percentile."
+        )
+    if args.target_agreement is not None and args.keep_fp32 != "auto":
+        raise LitevitError(
+            "--target-agreement is what --keep-fp32 auto aims for: add --keep-fp32 auto or drop "
+            "--target-agreement."
+        )
+    if args.threads is not None and args.no_check and not args.int8:
+        raise LitevitError(
+            "--threads sets ONNX Runtime's threads for the parity gate and INT8 calibration, and this export "
+            "runs neither (--no-check, no --int8): drop --threads."
+        )
+    if args.use_ema and args.weights is None:
+        raise LitevitError("--use-ema picks the EMA weights of a checkpoint: add --weights PATH or drop it.")
+    if args.seg_output is not None:
+        from litevit.models import get_model_cfg
+
+        task = get_model_cfg(args.model).task
+        if task != "segmentation":
+            raise LitevitError(
+                f"--seg-output applies to segmentation models; {args.model} is a {task} model: drop it."
+            )
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -263,6 +331,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     for module in ("torch", "onnxscript", "onnxruntime"):
         require(module)
+    refuse_unused_export_options(args)
     from litevit.export import ParityError, export_model
     from litevit.export.detection import DetectionOptions
 
@@ -281,9 +350,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
             int8_options=_int8_options(args),
             ops=args.ops,
             opset=args.opset,
+            trt=args.trt,
             out_dir=args.out,
             check=not args.no_check,
-            seg_output=args.seg_output,
+            seg_output=args.seg_output or "labels",
             detection=DetectionOptions(args.det_masks, args.score_thr, args.gate_score_thr),
             threads=args.threads,
         )
@@ -291,7 +361,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print(f"litevit: parity gate FAILED: {exc}", file=sys.stderr)
         return 1
     for name, entry in result.manifest["files"].items():
-        print(f"wrote {result.out_dir / name} ({entry['bytes'] / 1e6:.1f} MB)")
+        if name not in result.kept:
+            size = entry["bytes"]
+            shown = f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.1f} kB"
+            print(f"wrote {result.out_dir / name} ({shown})")
     print(f"wrote {result.out_dir / 'manifest.json'}")
     for notice in result.notices:
         print(notice)
@@ -358,6 +431,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from litevit._io import ensure_writable_dir
     from litevit.runtime.bench import run_benchmark, write_bench_json
 
+    if args.sweep is not None:
+        return _cmd_bench_sweep(args)
     doc = run_benchmark(
         args.target,
         backend=args.backend,
@@ -370,6 +445,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         device=args.device,
         protocol=args.protocol,
         progress=True,
+        allow_few_iterations=args.allow_few_iterations,
         log=lambda s: print(s, file=sys.stderr),
     )
     print(_format_bench(doc))
@@ -378,6 +454,44 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         device = doc["device"].replace(":", "")
         folder = ensure_writable_dir(DEFAULT_RUNS_DIR)
         json_path = folder / f"{doc['model']}.{doc['backend']}.{doc['precision']}.{device}.json"
+    print(f"wrote {write_bench_json(doc, json_path)}")
+    return 0
+
+
+def _cmd_bench_sweep(args: argparse.Namespace) -> int:
+    from litevit._io import ensure_writable_dir
+    from litevit.runtime.bench import write_bench_json
+    from litevit.runtime.sweep import format_sweep, parse_sweep, run_sweep
+
+    sweep = parse_sweep(args.sweep)
+    if args.protocol != "synthetic":
+        raise LitevitError("--sweep times synthetic inputs of each point's shape: drop --protocol paper.")
+    if sweep.axis == "batch" and args.batch:
+        raise LitevitError("--sweep batch=... gives the batch sizes: drop --batch.")
+    if sweep.axis == "size" and args.batch and len(args.batch) > 1:
+        raise LitevitError("--sweep size holds the batch size fixed: give one --batch, or sweep batch.")
+    doc = run_sweep(
+        args.target,
+        sweep,
+        backend=args.backend,
+        precision=args.precision,
+        batch=args.batch[0] if args.batch else 1,
+        warmup=args.warmup,
+        iterations=args.iters,
+        seconds=args.seconds,
+        threads=args.threads,
+        device=args.device,
+        progress=True,
+        allow_few_iterations=args.allow_few_iterations,
+        log=lambda s: print(s, file=sys.stderr),
+    )
+    print(format_sweep(doc))
+    json_path = args.json
+    if json_path is None:
+        device = doc["device"].replace(":", "")
+        folder = ensure_writable_dir(DEFAULT_RUNS_DIR)
+        name = f"{doc['model']}.{doc['backend']}.{doc['precision']}.{device}.sweep-{sweep.axis}.json"
+        json_path = folder / name
     print(f"wrote {write_bench_json(doc, json_path)}")
     return 0
 
@@ -450,6 +564,11 @@ def build_parser() -> argparse.ArgumentParser:
     budget = bench.add_mutually_exclusive_group()
     budget.add_argument("--iters", type=int, metavar="N", help="timed iterations (default: 200)")
     budget.add_argument("--seconds", type=float, metavar="S", help="time for S seconds instead")
+    bench.add_argument(
+        "--allow-few-iterations",
+        action="store_true",
+        help="keep a run with fewer timed iterations than its p99 needs (100); refused otherwise",
+    )
     bench.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: the runtime's)")
     bench.add_argument(
         "--device", metavar="DEV", help="cpu or cuda[:N] (default: cpu for ort/torch, cuda:0 for trt)"
@@ -462,9 +581,19 @@ def build_parser() -> argparse.ArgumentParser:
         "its FPS: aspect-kept resize to short side 512, resize-back and argmax inside the timed region",
     )
     bench.add_argument(
+        "--sweep",
+        metavar="AXIS[=V,V,...]",
+        help="cost curve along one axis: batch=1,2,4,8,16 (needs a --dynamic-batch graph) or "
+        "size=256,512,... (one integer or HxW; needs --dynamic-hw; at --batch, default 1); a bare batch "
+        "or size takes the defaults (size: 256...1024 for segmenters, 160...384 for classifiers). A model "
+        "name is re-exported with the dynamic axis if needed. One JSON with every point's latency, "
+        "throughput and MACs",
+    )
+    bench.add_argument(
         "--json",
         metavar="OUT",
-        help="where to write the run's JSON (default: ./litevit-runs/MODEL.BACKEND.PRECISION.DEVICE.json)",
+        help="where to write the run's JSON (default: ./litevit-runs/MODEL.BACKEND.PRECISION.DEVICE.json, "
+        "sweeps: ...DEVICE.sweep-AXIS.json)",
     )
     bench.set_defaults(func=_cmd_bench)
 

@@ -195,6 +195,13 @@ class ComplexityReport:
     def params_m(self) -> float:
         return self.params / 1e6
 
+    def __str__(self) -> str:
+        shape = "x".join(str(d) for d in self.input_shape)
+        return (
+            f"{self.model} at {shape}: {self.params_m:.3f} M parameters, {self.gmacs:.3f} GMACs, "
+            f"{self.flops / 1e9:.3f} GFLOPs"
+        )
+
 
 def count_params(model: nn.Module) -> int:
     """Number of parameters (buffers such as BN running stats excluded)."""

@@ -230,9 +230,12 @@ def nvrtc_compile(
         encoded = [option.encode() for option in options]
         (status,) = nvrtc.nvrtcCompileProgram(program, len(encoded), encoded)
         (size,) = _check(nvrtc, nvrtc.nvrtcGetProgramLogSize(program), "read the log size")
-        buffer = b" " * size
+        # NVRTC writes into the buffers it is given: they must be fresh and mutable. (b" " * 1 is
+        # the interpreter's shared b" " itself: filling it with NVRTC's empty log turned every b" "
+        # in the process into b"\x00" and broke torch.load.)
+        buffer = bytearray(size)
         _check(nvrtc, nvrtc.nvrtcGetProgramLog(program, buffer), "read the log")
-        log = buffer.rstrip(b"\x00 ").decode(errors="replace")
+        log = bytes(buffer).rstrip(b"\x00 ").decode(errors="replace")
         diagnostics = [
             line.strip()
             for line in log.splitlines()
@@ -245,16 +248,17 @@ def nvrtc_compile(
         if warnings_as_errors and diagnostics:
             raise CompileError(diagnostics[0], log)
         (ptx_size,) = _check(nvrtc, nvrtc.nvrtcGetPTXSize(program), "read the PTX size")
-        ptx = b" " * ptx_size
+        ptx = bytearray(ptx_size)
         _check(nvrtc, nvrtc.nvrtcGetPTX(program, ptx), "read the PTX")
         cubin: bytes | None = None
         if arch.startswith("sm_"):
             (cubin_size,) = _check(nvrtc, nvrtc.nvrtcGetCUBINSize(program), "read the cubin size")
-            cubin = b" " * cubin_size
-            _check(nvrtc, nvrtc.nvrtcGetCUBIN(program, cubin), "read the cubin")
+            cubin_buffer = bytearray(cubin_size)
+            _check(nvrtc, nvrtc.nvrtcGetCUBIN(program, cubin_buffer), "read the cubin")
+            cubin = bytes(cubin_buffer)
     finally:
         nvrtc.nvrtcDestroyProgram(program)
-    return NvrtcResult(arch, ptx.rstrip(b"\x00").decode(), cubin, log)
+    return NvrtcResult(arch, bytes(ptx).rstrip(b"\x00").decode(), cubin, log)
 
 
 def cxx_compile(

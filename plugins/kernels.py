@@ -55,6 +55,22 @@ class KernelSpec:
 # The most blocks a CUDA grid takes along y and z; the largest int32 (the kernels index with int32).
 MAX_GRID_YZ = 65535
 INT32_MAX = 2**31 - 1
+# TensorRT's value for a dim not known while the engine is built (``core::kUnknownDim``): the shape
+# checks leave relations that involve one to run time; a launch needs every dim known. Any negative
+# dim counts as not known there, as in the C++ cores.
+UNKNOWN_DIM = -1
+
+
+def is_known(dim: int) -> bool:
+    return dim >= 0
+
+
+def may_equal(expected: Sequence[int], actual: Sequence[int]) -> bool:
+    """Whether ``actual`` can still turn out to be ``expected``: same rank, equal where both are known
+    (``core::mayEqual``)."""
+    return len(expected) == len(actual) and all(
+        e == a or not is_known(e) or not is_known(a) for e, a in zip(expected, actual)
+    )
 
 
 def ceil_div(a: int, b: int) -> int:

@@ -50,9 +50,10 @@ from litevit._progress import Progress
 from litevit._io import ensure_writable_dir, sha256_file, write_json
 from litevit.artifacts import DETECTION_TASKS, MANIFEST, read_manifest
 from litevit.errors import LitevitError, MissingDependencyError
+from litevit.runtime import machine_load
 from litevit.runtime.environment import collect_environment
 from litevit.runtime.runners import Runner, TensorInfo, TimedRegion, open_runner
-from litevit.runtime.stats import images_per_second, latency_stats
+from litevit.runtime.stats import PERCENTILES, images_per_second, latency_stats, samples_needed
 from litevit.runtime.tegrastats import TegrastatsSampler, summarize_samples
 
 SCHEMA = "litevit.bench/1"
@@ -115,13 +116,20 @@ def run_benchmark(
     device: str | None = None,
     protocol: str = "synthetic",
     progress: bool = False,
+    allow_few_iterations: bool = False,
     log: Callable[[str], None] = print,
+    img_sizes: Sequence[tuple[int, int]] | None = None,
 ) -> dict[str, Any]:
     """Benchmark ``target`` (artefact folder, ``.onnx``/``.engine`` file, or a registered model
     name, which is exported first into ./litevit-artifacts/MODEL and needs torch); returns the
     ``litevit.bench/1`` document. Without ``iterations`` and ``seconds``, times 200 iterations.
+    A run with fewer iterations than its p99 needs is refused unless ``allow_few_iterations``;
+    the machine's load before and after the runs is recorded, with a warning when it was busy.
+    ``img_sizes`` times each batch size at each (H, W) instead of the export size (a graph with
+    dynamic H x W; ``litevit.runtime.sweep``).
     """
     batch_sizes = _check_settings(batches, warmup, iterations, seconds, protocol)
+    _check_iterations_requested(iterations, allow_few_iterations)
     if iterations is None and seconds is None:
         iterations = DEFAULT_ITERATIONS
     path = resolve_target(target, precision=precision, protocol=protocol, log=log)
@@ -135,6 +143,7 @@ def run_benchmark(
     sampler = TegrastatsSampler(TEGRASTATS_INTERVAL_MS)
     try:
         environment = collect_environment(threads)
+        load_start = machine_load.snapshot()
         if sampler.available and not sampler.start():
             notes.append("tegrastats is installed but did not start, so no power was sampled.")
         elif not sampler.available and environment.get("jetson"):
@@ -156,9 +165,14 @@ def run_benchmark(
                 )
         else:
             img_size = tuple(manifest["img_size"]) if manifest else None
-            # Build every batch's inputs first: a batch the graph cannot take fails before any timing.
-            feeds_per_batch = {b: _feeds(runner, manifest, b, img_size, str(path)) for b in batch_sizes}
-            for batch, feeds in feeds_per_batch.items():
+            sizes = [tuple(size) for size in img_sizes] if img_sizes else [img_size]
+            # Build every point's inputs first: a batch or size the graph cannot take fails before
+            # any timing.
+            feeds_per_point = {
+                (b, size): _feeds(runner, manifest, b, size, str(path)) for size in sizes for b in batch_sizes
+            }
+            for (batch, size), feeds in feeds_per_point.items():
+                point = f"batch {batch}" + (f" {size[0]}x{size[1]}" if img_sizes and size else "")
                 measures = ("compute_only", "with_copies") if runner.device.startswith("cuda") else ("host",)
                 for measure in measures:
                     region = runner.timed_region(feeds, with_copies=measure == "with_copies")
@@ -173,12 +187,17 @@ def run_benchmark(
                             seconds,
                             sampler,
                             progress,
-                            f"{label} batch {batch}",
+                            f"{label} {point}",
                         )
                     )
     finally:
         sampler.stop()
         runner.close()
+    load = machine_load.load_record(load_start, machine_load.snapshot())
+    if load["warning"]:
+        log(f"warning: {load['warning']}")
+        notes.append(load["warning"])
+    notes.extend(_check_iterations_done(runs, seconds, allow_few_iterations))
     if sampler.available and any(run["power"] is None for run in runs):
         notes.append(
             f"some runs were shorter than one tegrastats interval ({TEGRASTATS_INTERVAL_MS} ms) "
@@ -201,6 +220,7 @@ def run_benchmark(
         "protocol": protocol,
         "complexity": complexity_for(manifest),
         "runs": runs,
+        "machine_load": load,
         "reference": _reference(manifest),
         "notes": notes,
     }
@@ -221,9 +241,16 @@ def write_bench_json(doc: dict[str, Any], path: str | os.PathLike[str]) -> Path:
 
 
 def resolve_target(
-    target: str | os.PathLike[str], *, precision: str, protocol: str, log: Callable[[str], None]
+    target: str | os.PathLike[str],
+    *,
+    precision: str,
+    protocol: str,
+    log: Callable[[str], None],
+    dynamic_batch: bool = False,
+    dynamic_hw: bool = False,
 ) -> Path:
-    """An existing file or folder as is; a model name -> its artefact folder, exported if needed."""
+    """An existing file or folder as is; a model name -> its artefact folder, exported if needed
+    (again, keeping the dynamic axes it had, when it lacks ``precision`` or a dynamic axis asked for)."""
     path = Path(target)
     if path.exists():
         return path
@@ -241,16 +268,24 @@ def resolve_target(
     cfg = get_model_cfg(name)  # an unknown name fails here with the list of known ones
     folder = Path(ARTIFACT_ROOT) / name
     manifest = _manifest(folder) if (folder / MANIFEST).is_file() else None
-    needs_dynamic_hw = protocol == "paper" and cfg.task in ("segmentation", *DETECTION_TASKS)
+    needs_dynamic_hw = dynamic_hw or (protocol == "paper" and cfg.task in ("segmentation", *DETECTION_TASKS))
     if (
         manifest is not None
         and _has_precision(manifest, precision)
         and (not needs_dynamic_hw or _dynamic_hw(manifest))
+        and (not dynamic_batch or _dynamic_batch(manifest))
     ):
         log(f"benchmarking the existing export {folder}")
         return folder
     log(f"exporting {name} into {folder} first")
-    export_model(name, fp16=precision == "fp16", dynamic_hw=needs_dynamic_hw, out_dir=folder, log=log)
+    export_model(
+        name,
+        fp16=precision == "fp16",
+        dynamic_batch=dynamic_batch or (manifest is not None and _dynamic_batch(manifest)),
+        dynamic_hw=needs_dynamic_hw or (manifest is not None and _dynamic_hw(manifest)),
+        out_dir=folder,
+        log=log,
+    )
     return folder
 
 
@@ -260,6 +295,10 @@ def _manifest(path: Path) -> dict[str, Any] | None:
 
 def _has_precision(manifest: dict[str, Any], precision: str) -> bool:
     return any(entry.get("precision") == precision for entry in manifest.get("files", {}).values())
+
+
+def _dynamic_batch(manifest: dict[str, Any]) -> bool:
+    return "0" in {str(axis) for axis in manifest.get("dynamic_axes", {}).get("input", {})}
 
 
 def _dynamic_hw(manifest: dict[str, Any]) -> bool:
@@ -297,17 +336,54 @@ def _feeds(
     return synthetic_feeds(runner.inputs(), batch, img_size, what)
 
 
+def _check_iterations_requested(iterations: int | None, allow_few: bool) -> None:
+    needed = samples_needed(PERCENTILES)
+    if iterations is not None and iterations < needed and not allow_few:
+        raise LitevitError(
+            f"--iters {iterations} is too few for the p{max(PERCENTILES)} latency the benchmark reports, "
+            f"which needs at least {needed} iterations: use --iters {needed} or more, or pass "
+            f"--allow-few-iterations to accept percentiles interpolated from fewer samples."
+        )
+
+
+def _check_iterations_done(runs: list[dict[str, Any]], seconds: float | None, allow_few: bool) -> list[str]:
+    """After a --seconds run: refuse (or, when allowed, note) a run with too few iterations."""
+    needed = samples_needed(PERCENTILES)
+    notes = []
+    for run in runs:
+        count = run["iterations"]
+        if count >= needed:
+            continue
+        what = f"batch {run['batch']} ({run['measure']})"
+        if not allow_few:
+            budget = f"in {seconds:g} s " if seconds is not None else ""
+            longer = math.ceil(1.5 * needed * run["latency_ms"]["mean"] / 1000.0)
+            raise LitevitError(
+                f"only {count} timed iteration(s) of {what} ran {budget}but the p{max(PERCENTILES)} latency "
+                f"needs at least {needed}: run longer (--seconds {longer} or --iters {needed}), or pass "
+                f"--allow-few-iterations to keep percentiles interpolated from fewer samples."
+            )
+        notes.append(
+            f"{what} has {count} iterations, fewer than the {needed} its p{max(PERCENTILES)} needs: its "
+            f"percentiles are interpolated from too few samples."
+        )
+    return notes
+
+
 def synthetic_feeds(
     inputs: list[TensorInfo], batch: int, img_size: Sequence[int] | None, what: str, seed: int = 0
 ) -> dict[str, np.ndarray]:
     """Fixed-seed inputs: N(0, 1) for float inputs (normalised images), zeros otherwise.
 
-    Dynamic dims are filled from ``batch`` (axis 0) and the export size (axes 2, 3 of an NCHW
-    input); a static batch dim that differs from ``batch`` is refused in one sentence.
+    Dynamic dims are filled from ``batch`` (axis 0) and ``img_size`` (axes 2, 3 of an NCHW
+    input); a static batch dim that differs from ``batch``, or static H x W that differ from
+    ``img_size``, are refused in one sentence naming the export flag that lifts them.
     """
     rng = np.random.default_rng(seed)
     feeds = {}
     for info in inputs:
+        if img_size is not None and len(info.shape) == 4:
+            _check_static_hw(info, img_size, what)
         shape: list[int] = []
         for axis, dim in enumerate(info.shape):
             if isinstance(dim, int) and dim > 0:
@@ -332,6 +408,15 @@ def synthetic_feeds(
         else:
             feeds[info.name] = np.zeros(shape, dtype=dtype)
     return feeds
+
+
+def _check_static_hw(info: TensorInfo, img_size: Sequence[int], what: str) -> None:
+    static_hw = (info.shape[2], info.shape[3])
+    if all(isinstance(d, int) and d > 0 for d in static_hw) and tuple(static_hw) != tuple(img_size):
+        raise LitevitError(
+            f"{what} takes {static_hw[0]}x{static_hw[1]} images only; to benchmark "
+            f"{img_size[0]}x{img_size[1]}, export it with --dynamic-hw."
+        )
 
 
 # --------------------------------------------------------------------------------------------

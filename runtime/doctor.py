@@ -213,7 +213,10 @@ def _engine_loads(path: Path, sidecar: dict[str, Any] | None) -> str:
         library = plugin_library_to_load(sidecar, None)
         if library is not None:
             load_plugin_library(library)
-        runtime = trt.Runtime(trt.Logger(trt.Logger.ERROR))
+        logger = trt.Logger(trt.Logger.ERROR)
+        # TensorRT's own plugins first, as the trt runner registers them (an engine may use one).
+        trt.init_libnvinfer_plugins(logger, "")
+        runtime = trt.Runtime(logger)  # outlives the engine it deserializes
         loaded = runtime.deserialize_cuda_engine(path.read_bytes())
     except LitevitError as exc:
         return f"it cannot be tried: {str(exc).rstrip('.')}"

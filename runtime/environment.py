@@ -33,8 +33,8 @@ JETSON_CLOCKS = "jetson_clocks"
 COMMAND_TIMEOUT_S = 10.0
 
 # Jetson Linux (L4T) release -> JetPack release, from NVIDIA's JetPack archive
-# (https://developer.nvidia.com/embedded/jetpack-archive) and the release pages cited in
-# /work/shared/reference/tensorrt.md §1.4. A release not listed maps to its family ("6.x").
+# (https://developer.nvidia.com/embedded/jetpack-archive) and its release pages (docs/tensorrt.md,
+# "JetPack, Jetson Linux, CUDA and TensorRT"). A release not listed maps to its family ("6.x").
 L4T_TO_JETPACK = {
     "32.6.1": "4.6",
     "32.7.1": "4.6.1",

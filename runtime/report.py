@@ -147,6 +147,12 @@ class BenchRun:
     def describe(self) -> str:
         return f"{self.backend} {self.precision} on {self.device_name}"
 
+    @property
+    def sweep_axis(self) -> str | None:
+        """``"batch"`` or ``"size"`` for a run of ``litevit bench --sweep``, else None."""
+        sweep = self.doc.get("sweep")
+        return str(sweep["axis"]) if isinstance(sweep, dict) else None
+
 
 @dataclass(frozen=True, eq=False)
 class Measurement:
@@ -176,6 +182,13 @@ class Measurement:
     def measure(self) -> str:
         """Which timing of the batch: "host", "compute_only", "with_copies", "paper_end_to_end"."""
         return str(self.entry.get("measure") or "")
+
+    @property
+    def gmacs(self) -> float | None:
+        """Per-image GMACs at this point's input size: the sweep's count where the run has one
+        (``litevit bench --sweep``), else the run's."""
+        macs = self.entry.get("macs_per_image")
+        return macs / 1e9 if _is_number(macs) else self.run.gmacs
 
     @property
     def gpu_compute(self) -> dict[str, float] | None:
@@ -274,6 +287,9 @@ def load_bench_json(path: str | os.PathLike[str]) -> dict[str, Any]:
             raise _invalid(file, f"{where}.fps must be a positive number")
         if entry.get("power") is not None and not isinstance(entry["power"], dict):
             raise _invalid(file, f"{where}.power must be an object or null")
+    sweep = doc.get("sweep")
+    if sweep is not None and (not isinstance(sweep, dict) or sweep.get("axis") not in ("batch", "size")):
+        raise _invalid(file, '\'sweep\' must be an object whose axis is "batch" or "size"')
     return doc
 
 
@@ -364,6 +380,9 @@ def _baseline_entry(baseline: BenchRun | None, m: Measurement) -> dict[str, Any]
     if baseline is None:
         return None
     same_batch = [e for e in baseline.doc["runs"] if e["batch"] == m.batch]
+    # A size sweep has one entry per input size at the same batch: compare like with like.
+    same_shape = [e for e in same_batch if e.get("input_shape") == m.entry.get("input_shape")]
+    same_batch = same_shape or same_batch
     same_measure = [e for e in same_batch if (e.get("measure") or "") == m.measure]
     return (same_measure or same_batch or [None])[0]
 
@@ -476,8 +495,8 @@ def _csv_row(m: Measurement, speedup: float | None, baseline: BenchRun | None) -
         "paper_fps": reference.fps if reference else None,
         "paper_protocol": f"{reference.device}; {reference.protocol}" if reference else None,
         "params": run.complexity.get("params"),
-        "macs": run.complexity.get("macs"),
-        "flops": run.complexity.get("flops"),
+        "macs": round(m.gmacs * 1e9) if m.gmacs is not None else None,
+        "flops": round(2 * m.gmacs * 1e9) if m.gmacs is not None else None,
         "flop_counter": run.complexity.get("counter"),
         "jetson_l4t": jetson.get("l4t"),
         "jetpack": jetson.get("jetpack"),
@@ -531,6 +550,7 @@ def _markdown(
     scope_ids: dict[str, str],
     plots: Sequence[tuple[str, str, list[Measurement]]],
     plot_note: str,
+    cost_curves: Sequence[str],
 ) -> list[str]:
     lines = [
         "# litevit benchmark report",
@@ -583,6 +603,7 @@ def _markdown(
             speedups,
             scope_ids,
         )
+    lines += cost_curves
     lines += ["## Plots", ""]
     if plot_note:
         lines += [plot_note, ""]
@@ -760,11 +781,15 @@ def _draw_plots(measurements: Sequence[Measurement], out: Path) -> list[tuple[st
         ax.grid(axis="x", alpha=0.3)
         save(fig, f"latency_{_file_safe(model)}.png", f"{model}: latency percentiles per run", smallest)
 
-        fig = Figure(figsize=(11, 5))
-        ax = fig.add_subplot()
         series: dict[tuple[BenchRun, str], list[Measurement]] = {}
         for m in of_model:
-            series.setdefault((m.run, m.measure), []).append(m)
+            if m.run.sweep_axis != "size":  # many sizes at one batch: drawn as a cost curve instead
+                series.setdefault((m.run, m.measure), []).append(m)
+        if not series:
+            continue
+        plotted = [m for members in series.values() for m in members]
+        fig = Figure(figsize=(11, 5))
+        ax = fig.add_subplot()
         for members in series.values():
             members.sort(key=lambda m: m.batch)
             ax.plot(
@@ -785,20 +810,20 @@ def _draw_plots(measurements: Sequence[Measurement], out: Path) -> list[tuple[st
                 color="black",
                 label=f"paper: {reference.fps} FPS, {reference.device}, batch {reference.batch} (see report)",
             )
-        batches = sorted({m.batch for m in of_model})
+        batches = sorted({m.batch for m in plotted})
         ax.set_xscale("log", base=2)
         ax.set_xticks(batches)
         ax.set_xticklabels([str(b) for b in batches])
-        if not _log_if_wide(ax, "y", [m.fps for m in of_model] + ([reference.fps] if reference else [])):
+        if not _log_if_wide(ax, "y", [m.fps for m in plotted] + ([reference.fps] if reference else [])):
             ax.set_ylim(bottom=0)  # a linear axis cut above zero would exaggerate the differences
         ax.set_xlabel("batch size")
         ax.set_ylabel("FPS (images/s)")
         ax.set_title(f"{model}: throughput against batch size")
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # outside: no line hidden
         ax.grid(alpha=0.3)
-        save(fig, f"fps_vs_batch_{_file_safe(model)}.png", f"{model}: FPS against batch size", of_model)
+        save(fig, f"fps_vs_batch_{_file_safe(model)}.png", f"{model}: FPS against batch size", plotted)
 
-    gmacs_at_batch_1 = {m: m.run.gmacs for m in measurements if m.batch == 1 and m.run.gmacs is not None}
+    gmacs_at_batch_1 = {m: m.gmacs for m in measurements if m.batch == 1 and m.gmacs is not None}
     if gmacs_at_batch_1:
         fig = Figure(figsize=(11, 5.5))
         ax = fig.add_subplot()
@@ -877,12 +902,25 @@ def build_report(
     written: dict[str, Path] = {}
     plots: list[tuple[str, str, list[Measurement]]] = []  # (file name, caption, what it plots)
     plot_note = PLOTS_NEED_MATPLOTLIB
+    # Sweeps (litevit bench --sweep) get their own section and figures; it builds on this module.
+    from litevit.runtime.report_curves import cost_curve_section, draw_cost_curves
+
     if has("matplotlib"):
-        plots = _draw_plots(measurements, out)
+        plots = _draw_plots(measurements, out) + draw_cost_curves(runs, out)
         written |= {name: out / name for name, _, _ in plots}
         plot_note = ""
 
-    lines = _markdown(runs, measurements, baselines, baseline_sentence, speedups, scope_ids, plots, plot_note)
+    lines = _markdown(
+        runs,
+        measurements,
+        baselines,
+        baseline_sentence,
+        speedups,
+        scope_ids,
+        plots,
+        plot_note,
+        cost_curve_section(runs),
+    )
     md_path, csv_path = out / "report.md", out / "report.csv"
     write_bytes(md_path, ("\n".join(lines) + "\n").encode("utf-8"))
     _write_csv(csv_path, [_csv_row(m, speedups[m], baselines.get(m.run.model)) for m in measurements])

@@ -136,6 +136,11 @@ def open_runner(
         raise LitevitError(f"threads must be at least 1; got {threads}.")
     if compile and backend != "torch":
         raise LitevitError("compile=True (torch.compile) applies to the torch backend only.")
+    if threads is not None and backend == "trt":
+        raise LitevitError(
+            "--threads sets the CPU threads of the ort and torch backends; a TensorRT engine runs on the "
+            "GPU: drop --threads."
+        )
     path = Path(target)
     if not path.exists():
         raise LitevitError(f"{str(path)!r} does not exist.")
@@ -693,8 +698,8 @@ class TrtRunner(Runner):
         self.device = device
         self.cuda = _open_cuda(_device_index(device))
         self.logger = trt.Logger(trt.Logger.WARNING)
-        # NVIDIA's own plugins (a detector's RoiAlign is the ROIAlign_TRT plugin) must be
-        # registered before an engine that uses them is deserialized.
+        # TensorRT's own plugins (ROIAlign_TRT, EfficientNMS_TRT, ...) must be registered before an
+        # engine that uses one is deserialized, as Polygraphy does.
         trt.init_libnvinfer_plugins(self.logger, "")
         self.runtime = trt.Runtime(self.logger)
         engine = self.runtime.deserialize_cuda_engine(path.read_bytes())

@@ -33,6 +33,13 @@ def latency_stats(samples_ms: Sequence[float]) -> dict[str, float]:
     return stats
 
 
+def samples_needed(percentiles: Sequence[float] = PERCENTILES) -> int:
+    """The fewest samples for which every percentile in ``percentiles`` has at least one sample
+    above it, i.e. is measured rather than the maximum or an interpolation towards it:
+    ceil(100 / (100 - p)) for the highest p (100 for p99, 20 for p95)."""
+    return max(math.ceil(100.0 / (100.0 - p) - 1e-9) for p in percentiles)
+
+
 def images_per_second(batch: int, mean_latency_ms: float) -> float:
     """Throughput of back-to-back inferences: ``batch`` images every ``mean_latency_ms``."""
     if batch < 1 or not math.isfinite(mean_latency_ms) or mean_latency_ms <= 0:
@@ -40,4 +47,4 @@ def images_per_second(batch: int, mean_latency_ms: float) -> float:
     return batch / mean_latency_ms * 1000.0
 
 
-__all__ = ["PERCENTILES", "STAT_KEYS", "images_per_second", "latency_stats"]
+__all__ = ["PERCENTILES", "STAT_KEYS", "images_per_second", "latency_stats", "samples_needed"]

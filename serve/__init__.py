@@ -10,6 +10,13 @@ Endpoints (``{name}`` is the model's name, ``/versions/1`` may follow it; the on
                                                  ``?top_k=5``) or a PNG label mask at the image's
                                                  size, pixel = 0-based class index (segmenters;
                                                  ``?palette=true`` adds the ADE20K colours)
+    POST /v2/repository/index                    Triton's repository index: [{name, version,
+                                                 state: READY, reason}] (what tritonclient's
+                                                 get_model_repository_index calls)
+    GET  /v2/models/stats, /v2/models/{name}/stats   Triton's statistics extension: inference_stats
+                                                 (success, fail, queue, compute_input,
+                                                 compute_infer, compute_output: count and ns) and
+                                                 batch_stats per batch size
     GET  /metrics                                Prometheus text: requests, failures, latency,
                                                  batch sizes, queue depth, per model
 
@@ -23,7 +30,8 @@ signal stops it at once.
 A module a concern: ``models`` (served artefacts, KServe metadata), ``protocol`` (the v2 tensor
 codec), ``images`` (the image endpoint), ``metrics`` (Prometheus), ``batching`` (dynamic
 batching over runners), ``app`` (the Starlette routes), ``server`` (uvicorn, draining, the CLI),
-``triton_repo`` (``litevit triton-repo``). Serving uses the runtime's runners, never the other
+``triton_repo`` (``litevit triton-repo``). ``--max-batch`` defaults to a TensorRT engine's
+profile max batch (from its sidecar), else 8. Serving uses the runtime's runners, never the other
 way round. The serving stack (Starlette on uvicorn) is the ``serve`` extra; like the runtime,
 nothing here imports torch.
 """

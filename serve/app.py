@@ -1,8 +1,9 @@
-"""The HTTP application (Starlette): KServe v2 routes, the image endpoint and /metrics, and the
-draining state shutdown needs."""
+"""The HTTP application (Starlette): KServe v2 routes, Triton's repository index and statistics,
+the image endpoint and /metrics, and the draining state shutdown needs."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 import traceback
@@ -164,8 +165,38 @@ def build_app(service: Service) -> Starlette:
 
     async def server_metadata(request: Request) -> Response:
         return JSONResponse(
-            {"name": "litevit", "version": litevit.__version__, "extensions": ["binary_tensor_data"]}
+            {
+                "name": "litevit",
+                "version": litevit.__version__,
+                "extensions": ["binary_tensor_data", "statistics"],
+            }
         )
+
+    async def repository_index(request: Request) -> Response:
+        """Triton's model repository index: every served model, loaded and ready (litevit serve
+        loads its models at start and never unloads one). ``{"ready": true}`` asks for the ready
+        ones only, which are all of them."""
+        body = await service.body(request)
+        if body.strip():
+            try:
+                options = json.loads(body)
+            except ValueError:
+                raise ApiError(400, "the repository index request body is not JSON.") from None
+            if not isinstance(options, dict) or not isinstance(options.get("ready", False), bool):
+                raise ApiError(400, 'the repository index request body must be {} or {"ready": true|false}.')
+        return JSONResponse(
+            [
+                {"name": name, "version": VERSION, "state": "READY", "reason": ""}
+                for name in sorted(service.models)
+            ]
+        )
+
+    async def all_statistics(request: Request) -> Response:
+        return JSONResponse(service.metrics.statistics(sorted(service.models), VERSION))
+
+    async def model_statistics(request: Request) -> Response:
+        model = service.model(request)
+        return JSONResponse(service.metrics.statistics([model.name], VERSION))
 
     async def model_metadata(request: Request) -> Response:
         return JSONResponse(service.model(request).metadata())
@@ -268,11 +299,15 @@ def build_app(service: Service) -> Starlette:
         Route("/v2/health/live", live, methods=["GET"]),
         Route("/v2/health/ready", refusing_while_draining(ready), methods=["GET"]),
         Route("/v2", refusing_while_draining(server_metadata), methods=["GET"]),
+        Route("/v2/repository/index", refusing_while_draining(repository_index), methods=["POST"]),
+        # Before /v2/models/{name}: "stats" here is the statistics of every model.
+        Route("/v2/models/stats", refusing_while_draining(all_statistics), methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
     for base in model_paths:
         routes += [
             Route(base, refusing_while_draining(model_metadata), methods=["GET"]),
+            Route(f"{base}/stats", refusing_while_draining(model_statistics), methods=["GET"]),
             Route(f"{base}/ready", refusing_while_draining(model_ready), methods=["GET"]),
             Route(f"{base}/infer", inference(infer), methods=["POST"]),
             Route(f"{base}/image", inference(image), methods=["POST"]),

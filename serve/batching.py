@@ -62,13 +62,27 @@ class BatchAxis:
         return 1
 
 
+@dataclass(frozen=True)
+class BatchTiming:
+    """One successful model execution, for the statistics: its rows and requests, how long each
+    request waited in the queue, and the three phases of the run (in nanoseconds): gathering and
+    padding the inputs, the runner's inference (device copies included for TensorRT), splitting
+    the outputs back into requests."""
+
+    rows: int
+    queue_ns: tuple[int, ...]
+    compute_input_ns: int
+    compute_infer_ns: int
+    compute_output_ns: int
+
+
 @dataclass
 class _Pending:
     feeds: dict[str, np.ndarray]
     rows: int
     future: asyncio.Future[dict[str, np.ndarray]]
     loop: asyncio.AbstractEventLoop
-    queued_at: float = field(default_factory=time.monotonic)
+    queued_at: float = field(default_factory=time.perf_counter)
 
     def signature(self) -> tuple[tuple[str, tuple[int, ...]], ...]:
         """Shapes apart from the batch rows: only requests with equal signatures concatenate."""
@@ -109,7 +123,7 @@ class DynamicBatcher:
         instances: int,
         max_batch: int,
         max_queue_delay_s: float,
-        on_batch: Callable[[int], None] = lambda rows: None,
+        on_batch: Callable[[BatchTiming], None] = lambda timing: None,
     ) -> None:
         self.name = name
         self.max_batch = max_batch
@@ -207,7 +221,7 @@ class DynamicBatcher:
         deadline = first.queued_at + self.max_queue_delay_s
         signature = first.signature()
         while rows < limit:
-            wait = deadline - time.monotonic()
+            wait = deadline - time.perf_counter()
             try:
                 item = self._take(block=wait > 0, timeout=wait if wait > 0 else None)
             except queue.Empty:
@@ -236,6 +250,7 @@ class DynamicBatcher:
             pending.settle(result, None)
 
     def _infer(self, runner: Runner, axis: BatchAxis, batch: list[_Pending]) -> list[dict[str, np.ndarray]]:
+        started = time.perf_counter()
         rows = [pending.rows for pending in batch]
         total = sum(rows)
         if len(batch) == 1:
@@ -247,17 +262,34 @@ class DynamicBatcher:
                 name: np.concatenate([array, np.zeros((axis.size - total, *array.shape[1:]), array.dtype)])
                 for name, array in feeds.items()
             }
+        inputs_ready = time.perf_counter()
         outputs = runner.infer(feeds)
-        self.on_batch(total)
+        inferred = time.perf_counter()
         if axis.kind == "none":
-            return [outputs]
-        for name, array in outputs.items():
-            if array.ndim == 0 or array.shape[0] < total:
-                raise RuntimeError(
-                    f"output {name!r} has shape {list(array.shape)}, fewer than the {total} rows run"
-                )
-        offsets = np.cumsum([0, *rows])
-        return [
-            {name: array[start:end] for name, array in outputs.items()}
-            for start, end in strict_zip(offsets[:-1], offsets[1:])
-        ]
+            results = [outputs]
+        else:
+            for name, array in outputs.items():
+                if array.ndim == 0 or array.shape[0] < total:
+                    raise RuntimeError(
+                        f"output {name!r} has shape {list(array.shape)}, fewer than the {total} rows run"
+                    )
+            offsets = np.cumsum([0, *rows])
+            results = [
+                {name: array[start:end] for name, array in outputs.items()}
+                for start, end in strict_zip(offsets[:-1], offsets[1:])
+            ]
+        done = time.perf_counter()
+        self.on_batch(
+            BatchTiming(
+                rows=total,
+                queue_ns=tuple(_ns(started - pending.queued_at) for pending in batch),
+                compute_input_ns=_ns(inputs_ready - started),
+                compute_infer_ns=_ns(inferred - inputs_ready),
+                compute_output_ns=_ns(done - inferred),
+            )
+        )
+        return results
+
+
+def _ns(seconds: float) -> int:
+    return max(0, int(seconds * 1e9))

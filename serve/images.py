@@ -4,6 +4,7 @@ label mask at the image's size."""
 from __future__ import annotations
 
 import io
+import re
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,10 +41,27 @@ def decode_image(data: bytes) -> Image.Image:
             image.load()
             return image.convert("RGB")
     except PILImage.DecompressionBombError as exc:
-        raise ApiError(413, f"the image is too large to decode: {exc}") from None
+        raise ApiError(413, f"the image is too large to decode: {_without_reprs(str(exc))}") from None
+    except PILImage.UnidentifiedImageError:
+        # PIL's own message names the in-memory buffer object (<_io.BytesIO object at 0x...>).
+        raise ApiError(
+            400,
+            "the body is not a decodable JPEG or PNG image (its bytes are not any image format); send the "
+            "bytes of a JPEG or PNG file.",
+        ) from None
     except (OSError, ValueError, SyntaxError) as exc:  # PIL raises all three for bad files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = _without_reprs(str(exc))
+        first = text.splitlines()[0] if text else type(exc).__name__
         raise ApiError(400, f"the body is not a decodable JPEG or PNG image ({first}).") from None
+
+
+_OBJECT_REPR = re.compile(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>")
+
+
+def _without_reprs(text: str) -> str:
+    """``text`` without Python object reprs (``<_io.BytesIO object at 0x7f...>``): they tell a
+    client nothing."""
+    return _OBJECT_REPR.sub("", text).strip()
 
 
 def image_input(model: ServedModel) -> TensorInfo:

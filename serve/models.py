@@ -13,11 +13,14 @@ from litevit._compat import strict_zip
 from litevit.artifacts import read_manifest
 from litevit.errors import LitevitError
 from litevit.runtime.runners import TensorInfo, open_runner
+from litevit.runtime.trt_build.sidecar import engine_max_batch, read_engine_sidecar
 from litevit.serve.batching import BatchAxis, DynamicBatcher
 from litevit.serve.metrics import Metrics
 
 
 VERSION = "1"
+# Rows per run for a dynamic batch axis when neither --max-batch nor an engine profile says.
+DEFAULT_MAX_BATCH = 8
 
 
 # numpy dtype names (the manifest's) -> KServe v2 tensor datatypes.
@@ -118,6 +121,60 @@ def model_names(folders: Sequence[Path], manifests: Sequence[dict[str, Any]]) ->
     return names
 
 
+def model_max_batch(
+    folder: Path, manifest: dict[str, Any], backend: str, precision: str, requested: int | None
+) -> int:
+    """Rows per run: ``requested`` (--max-batch), else for a TensorRT engine the largest batch of
+    its optimisation profile (from its sidecar), else :data:`DEFAULT_MAX_BATCH`. A request above
+    the engine's profile is one sentence: the engine could not run such a batch."""
+    limit = None
+    if backend == "trt":
+        engine = folder / f"{manifest['model']}.{precision}.engine"
+        sidecar = read_engine_sidecar(engine) if engine.is_file() else None
+        limit = engine_max_batch(sidecar, [str(t["name"]) for t in manifest.get("inputs", [])])
+    if requested is None:
+        return limit if limit is not None else DEFAULT_MAX_BATCH
+    if limit is not None and requested > limit:
+        raise LitevitError(
+            f"--max-batch {requested} is more than the largest batch ({limit}) of the optimisation profile "
+            f"of the engine in {str(folder)!r}: leave --max-batch out (it defaults to {limit}) or rebuild "
+            f"the engine with a larger --shapes range."
+        )
+    return requested
+
+
+def unused_batching_options(
+    models: Sequence[ServedModel], max_batch: int | None, max_queue_delay_ms: float | None
+) -> list[str]:
+    """One warning per model on which a batching option the user gave (not None) cannot take
+    effect: ``--max-batch`` acts on a dynamic batch axis only; ``--max-queue-delay-ms`` on a
+    dynamic axis or a fixed batch larger than 1 (which is packed within that delay)."""
+    warnings = []
+    for model in models:
+        axis = model.axis
+        if axis.kind == "dynamic":
+            continue
+        packs = axis.kind == "fixed" and (axis.size or 0) > 1
+        ignored = []
+        if max_batch is not None and max_batch != axis.max_rows(max_batch):
+            ignored.append(f"--max-batch {max_batch}")
+        if max_queue_delay_ms is not None and not packs:
+            ignored.append(f"--max-queue-delay-ms {max_queue_delay_ms:g}")
+        if not ignored:
+            continue
+        if packs:
+            shape = f"takes a fixed batch of {axis.size} (requests are packed and zero-padded to it)"
+        elif axis.kind == "fixed":
+            shape = "takes a fixed batch of 1, so it runs one request at a time"
+        else:
+            shape = "has no batch axis shared by its inputs and outputs, so it runs one request at a time"
+        warnings.append(
+            f"warning: {' and '.join(ignored)} cannot take effect on {model.name}: its graph {shape}; "
+            f"export it with --dynamic-batch to batch requests."
+        )
+    return warnings
+
+
 def load_models(
     artifacts: Sequence[str | os.PathLike[str]],
     *,
@@ -125,20 +182,25 @@ def load_models(
     precision: str,
     threads: int | None,
     instances: int,
-    max_batch: int,
+    max_batch: int | None,
     max_queue_delay_ms: float,
 ) -> tuple[list[ServedModel], Metrics]:
     """Read every manifest first (a bad folder fails before any runner opens), then start each
-    model's workers; on a failure the models already started are stopped."""
+    model's workers; on a failure the models already started are stopped. ``max_batch`` None:
+    see :func:`model_max_batch`."""
     if not artifacts:
         raise LitevitError("litevit serve needs at least one artefact folder.")
     folders = [Path(artifact) for artifact in artifacts]
     manifests = [read_manifest(folder) for folder in folders]
     names = model_names(folders, manifests)
+    limits = [
+        model_max_batch(folder, manifest, backend, precision, max_batch)
+        for folder, manifest in strict_zip(folders, manifests)
+    ]
     metrics = Metrics(names)
     served: list[ServedModel] = []
     try:
-        for name, folder, manifest in strict_zip(names, folders, manifests):
+        for name, folder, manifest, limit in strict_zip(names, folders, manifests, limits):
 
             def opener(folder: Path = folder) -> Any:
                 return open_runner(folder, backend, precision=precision, threads=threads)
@@ -147,7 +209,7 @@ def load_models(
                 name,
                 opener,
                 instances=instances,
-                max_batch=max_batch,
+                max_batch=limit,
                 max_queue_delay_s=max_queue_delay_ms / 1000.0,
                 on_batch=functools.partial(metrics.batch, name),
             )

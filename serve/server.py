@@ -14,11 +14,10 @@ from litevit._deps import has
 from litevit.errors import LitevitError, MissingDependencyError
 from litevit.runtime.runners import BACKENDS, PRECISIONS
 from litevit.serve.app import Service, build_app
-from litevit.serve.models import load_models
+from litevit.serve.models import DEFAULT_MAX_BATCH, load_models, unused_batching_options
 
 
 DEFAULT_PORT = 8000  # Triton's HTTP port: clients configured for Triton find the server there
-DEFAULT_MAX_BATCH = 8
 DEFAULT_MAX_QUEUE_DELAY_MS = 2.0
 DEFAULT_MAX_REQUEST_BYTES = 64 << 20
 
@@ -65,22 +64,27 @@ def serve(
     backend: str = "ort",
     host: str = "127.0.0.1",
     port: int = DEFAULT_PORT,
-    max_batch: int = DEFAULT_MAX_BATCH,
-    max_queue_delay_ms: float = DEFAULT_MAX_QUEUE_DELAY_MS,
+    max_batch: int | None = None,
+    max_queue_delay_ms: float | None = None,
     instances: int = 1,
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     precision: str = "fp32",
     threads: int | None = None,
     log: Callable[[str], None] = print,
 ) -> None:
-    """Serve ``artifacts`` until SIGTERM/SIGINT, then drain and return."""
+    """Serve ``artifacts`` until SIGTERM/SIGINT, then drain and return. ``max_batch`` None: a
+    TensorRT engine's profile max batch, else :data:`DEFAULT_MAX_BATCH`; ``max_queue_delay_ms``
+    None: :data:`DEFAULT_MAX_QUEUE_DELAY_MS`. Given ones that cannot take effect on a model's graph
+    are warned about."""
     _require_serving_stack()
+    requested_batching = (max_batch, max_queue_delay_ms)
+    max_queue_delay_ms = DEFAULT_MAX_QUEUE_DELAY_MS if max_queue_delay_ms is None else max_queue_delay_ms
     if backend not in BACKENDS:
         raise LitevitError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
     if precision not in PRECISIONS:
         raise LitevitError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
     for option, value, least in (
-        ("--max-batch", max_batch, 1),
+        ("--max-batch", 1 if max_batch is None else max_batch, 1),
         ("--instances", instances, 1),
         ("--max-request-bytes", max_request_bytes, 1),
         ("--port", port, 0),
@@ -101,6 +105,8 @@ def serve(
         max_queue_delay_ms=max_queue_delay_ms,
     )
     try:
+        for warning in unused_batching_options(models, *requested_batching):
+            log(warning)
         sock = _listen(host, port)
         service = Service(models, metrics, max_request_bytes)
         config = uvicorn.Config(build_app(service), lifespan="off", log_level="warning", access_log=False)
@@ -109,7 +115,8 @@ def serve(
         shown_host = f"[{host}]" if ":" in host else host
         for model in models:
             batching = (
-                f"batches of up to {model.axis.max_rows(max_batch)} rows within {max_queue_delay_ms:g} ms"
+                f"batches of up to {model.axis.max_rows(model.batcher.max_batch)} rows within "
+                f"{max_queue_delay_ms:g} ms"
                 if model.axis.kind == "dynamic"
                 else f"fixed batch {model.axis.size} (requests packed and padded)"
                 if model.axis.kind == "fixed" and (model.axis.size or 0) > 1
@@ -185,17 +192,18 @@ def configure_serve_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-batch",
         type=int,
-        default=DEFAULT_MAX_BATCH,
         metavar="N",
-        help="most rows one run takes when the graph's batch axis is dynamic (a fixed-batch graph takes "
-        "its own batch size; 1 turns batching off)",
+        help="most rows one run takes when the graph's batch axis is dynamic (1 turns batching off); a "
+        "fixed-batch graph, as exported by default, takes its own batch size, so export with --dynamic-batch "
+        "to batch requests (default: for --backend trt the largest batch of the engine's optimisation "
+        f"profile, from its sidecar; otherwise {DEFAULT_MAX_BATCH})",
     )
     parser.add_argument(
         "--max-queue-delay-ms",
         type=float,
-        default=DEFAULT_MAX_QUEUE_DELAY_MS,
         metavar="T",
-        help="how long the oldest queued request may wait for others to join its batch",
+        help=f"how long the oldest queued request may wait for others to join its batch (default "
+        f"{DEFAULT_MAX_QUEUE_DELAY_MS:g})",
     )
     parser.add_argument(
         "--instances", type=int, default=1, metavar="N", help="runners per model, each on its own thread"

@@ -20,8 +20,10 @@ are written as -1. Field names follow Triton's ``model_config.proto`` (``ModelCo
 
 TensorRT engines that run litevit's custom ops as plugins need ``liblitevit_plugins.so`` inside
 ``tritonserver``: :func:`plugin_instructions` says how (``LD_PRELOAD`` or the TensorRT backend's
-``plugins=`` option). Triton's ONNX Runtime backend runs litevit's ops through the model-local
-function bodies of an ``--ops function`` (or ``--ops inline``) export; a plugin-mode graph is refused.
+``plugins=`` option). Both only dlopen the library, which registers its plugins when it is loaded
+on every TensorRT release (8.5 on; ``plugins/common/register.cpp``), so the same lines serve all.
+Triton's ONNX Runtime backend runs litevit's ops through the model-local function bodies of an
+``--ops function`` (or ``--ops inline``) export; a plugin-mode graph is refused.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import argparse
 import os
 import shlex
 import shutil
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +47,7 @@ from litevit.runtime.trt_build import (
     PLUGINS_ENV,
     PRECISIONS,
     PYTHON_PLUGINS,
+    engine_max_batch,
     read_engine_sidecar,
 )
 
@@ -157,15 +161,6 @@ def model_config(
     return "\n".join(lines) + "\n"
 
 
-def _engine_max_batch(sidecar: dict[str, Any] | None, manifest: dict[str, Any]) -> int | None:
-    """The largest batch every input's optimisation profile takes (None without a sidecar)."""
-    if sidecar is None or not sidecar.get("profiles"):
-        return None
-    profile = sidecar["profiles"][0]
-    limits = [int(profile[t["name"]]["max"][0]) for t in manifest["inputs"] if t["name"] in profile]
-    return min(limits) if limits else None
-
-
 def _max_batch_size(
     folder: Path, manifest: dict[str, Any], requested: int | None, engine_limit: int | None
 ) -> int:
@@ -276,7 +271,7 @@ def write_triton_repo(
         if backend == "trt":
             source, sidecar = _trt_source(folder, manifest, precision)
             plugin_library = _plugin_library(folder, manifest, sidecar)
-            engine_limit = _engine_max_batch(sidecar, manifest)
+            engine_limit = engine_max_batch(sidecar, [t["name"] for t in manifest["inputs"]])
         else:
             source, plugin_library, engine_limit = _onnx_source(folder, manifest, precision), None, None
         max_batch_size = _max_batch_size(folder, manifest, max_batch, engine_limit)
@@ -316,6 +311,31 @@ def write_triton_repo(
     return [model for model, _, _ in planned]
 
 
+def unused_batching_options(
+    models: Sequence[TritonModel],
+    max_batch: int | None,
+    preferred_batch_sizes: Sequence[int],
+    max_queue_delay_us: int | None,
+) -> list[str]:
+    """One warning per model written without batching (a fixed-batch graph: max_batch_size 0, no
+    dynamic_batching block) for the batching options the user gave, which then cannot take effect."""
+    given = [
+        option
+        for option, value in (
+            ("--max-batch", max_batch),
+            ("--preferred-batch-sizes", list(preferred_batch_sizes) or None),
+            ("--max-queue-delay-us", max_queue_delay_us),
+        )
+        if value is not None
+    ]
+    return [
+        f"warning: {' and '.join(given)} cannot take effect on {model.name}: its graph takes a fixed batch, "
+        f"so Triton runs it unbatched (max_batch_size 0); export it with --dynamic-batch to batch requests."
+        for model in models
+        if given and model.max_batch_size == 0
+    ]
+
+
 def plugin_instructions(repo: str | os.PathLike[str], models: Sequence[TritonModel]) -> list[str]:
     """How to start ``tritonserver`` on this repository, with the plugin library loaded where a
     TensorRT model needs it; and the ONNX Runtime note for ONNX models."""
@@ -332,7 +352,8 @@ def plugin_instructions(repo: str | os.PathLike[str], models: Sequence[TritonMod
         lines += [
             f"{needing} run litevit's custom ops as TensorRT plugins: load {', '.join(libraries)} into "
             f"tritonserver (built against the same TensorRT as its tensorrt backend; `litevit plugins build` "
-            f"on that machine, or ${PLUGINS_ENV} there) either with",
+            f"on that machine, or ${PLUGINS_ENV} there; it registers its plugins when loaded, on every "
+            f"TensorRT release) either with",
             f"  LD_PRELOAD={preload}:${{LD_PRELOAD}} tritonserver --model-repository={repository}",
             "or with the TensorRT backend's plugins option (several libraries separated by ';'):",
             f"  tritonserver --model-repository={repository} "
@@ -382,7 +403,6 @@ def configure_triton_repo_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-queue-delay-us",
         type=int,
-        default=DEFAULT_QUEUE_DELAY_US,
         metavar="US",
         help=f"how long a request may wait for others to batch with (default: {DEFAULT_QUEUE_DELAY_US})",
     )
@@ -404,10 +424,16 @@ def run_triton_repo(args: argparse.Namespace) -> int:
         precision=args.precision,
         max_batch=args.max_batch,
         preferred_batch_sizes=args.preferred_batch_sizes,
-        max_queue_delay_us=args.max_queue_delay_us,
+        max_queue_delay_us=DEFAULT_QUEUE_DELAY_US
+        if args.max_queue_delay_us is None
+        else args.max_queue_delay_us,
         instances=args.instances,
         device=args.device,
     )
+    for warning in unused_batching_options(
+        models, args.max_batch, args.preferred_batch_sizes, args.max_queue_delay_us
+    ):
+        print(warning, file=sys.stderr)
     for model in models:
         batching = f"max_batch_size {model.max_batch_size}" if model.max_batch_size else "fixed batch"
         print(f"wrote {model.directory}/config.pbtxt and {model.model_file} ({batching})")

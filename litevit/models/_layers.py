@@ -48,6 +48,20 @@ class Mlp(nn.Module):
         return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
 
 
+def expand_to_batch(weight: torch.Tensor, batch: int) -> torch.Tensor:
+    """Learned tokens or queries ``(N, D)`` as a ``(batch, N, D)`` view, to feed the blocks.
+
+    Without grad mode (``torch.no_grad``) the view is taken of ``weight.detach()``. A view of a
+    parameter made under ``no_grad`` still reports ``requires_grad=True`` but has no autograd
+    node, and torch's module tracker (inside ``FlopCounterMode``) registers a backward hook on
+    every module input that requires grad and fails on it ("Expected gradient function to be
+    set"). Detaching changes nothing else: without grad mode there is no backward to reach the
+    weight, and the view costs no copy either way.
+    """
+    source = weight if torch.is_grad_enabled() else weight.detach()
+    return source.unsqueeze(0).expand(batch, -1, -1)
+
+
 def _is_tracing() -> bool:
     return bool(torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export())
 

@@ -532,7 +532,7 @@ def checkpoint_filter_fn(state: dict[str, torch.Tensor], model: nn.Module) -> di
 _REPO = "damo-cv/ELSA"
 _MACS_NOTE = (
     "fvcore count of the official model plus the ELSA aggregation fvcore does not see "
-    "(B*C*H*W*k*k); see models.md section 2.3."
+    "(B*C*H*W*k*k per ELSA layer)."
 )
 
 

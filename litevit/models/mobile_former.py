@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from litevit.models._layers import DropPath, check_input
+from litevit.models._layers import DropPath, check_input, expand_to_batch
 from litevit.models._registry import ModelCfg, PaperFigures, register_model
 
 
@@ -201,9 +201,13 @@ class FormerToMobile(nn.Module):
         b, c, h, w = x.shape
         m = tokens.shape[1]
         q = x.reshape(b, self.num_heads, c // self.num_heads, h * w).transpose(-1, -2)  # B, heads, HW, c
-        k = self.k(tokens).reshape(b, m, self.num_heads, -1).permute(0, 2, 3, 1)  # B, heads, c, M
+        k = self.k(tokens).reshape(b, m, self.num_heads, -1).transpose(1, 2)  # B, heads, M, c
         v = self.proj(tokens).reshape(b, m, self.num_heads, -1).transpose(1, 2)  # B, heads, M, c
-        attn = ((q @ k) * self.scale).softmax(dim=-1)  # B, heads, HW, M
+        # q·kᵀ written with kᵀ = k.transpose(-1, -2), not as one permute of the projection:
+        # torch.compile's attention fusion (inductor, torch 2.13) takes any permuted key for
+        # key.transpose(-2, -1) and builds a wrong scaled_dot_product_attention from it
+        # (pytorch/pytorch#195320); this spelling is the one it fuses correctly.
+        attn = ((q @ k.transpose(-1, -2)) * self.scale).softmax(dim=-1)  # B, heads, HW, M
         out = (attn @ v).transpose(-1, -2).reshape(b, c, h, w)
         return x + self.drop_path(out)
 
@@ -455,7 +459,7 @@ class MobileFormer(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         check_input(x, self.cfg)
-        tokens = self.tokens.weight.unsqueeze(0).expand(x.shape[0], -1, -1)
+        tokens = expand_to_batch(self.tokens.weight, x.shape[0])
         x = self.stem(x)
         for block in self.features:
             x, tokens = block(x, tokens)
@@ -630,6 +634,8 @@ _RELEASE: dict[str, tuple[float, float, float, float, str]] = {
 
 
 # A few narrow blocks of every kind; every width divides by 4 so 26M's group_num=4 still fits.
+# Three tokens, as the 26M/52M releases have: a token count equal to a head count (2 in the
+# bridges) hides shape mix-ups between the two axes (torch.compile's attention fusion had one).
 SMOKE_ARCH = {
     "blocks": (
         ("lite", 2, 8, 1, 0),
@@ -638,7 +644,7 @@ SMOKE_ARCH = {
         ("dna3", 2, 24, 2, 2),
     ),
     "stem_chs": 8,
-    "token_num": 2,
+    "token_num": 3,
     "token_dim": 32,
     "num_features": 64,
 }

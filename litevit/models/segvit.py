@@ -57,7 +57,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from litevit.models._layers import check_input
+from litevit.models._layers import check_input, expand_to_batch
 from litevit.models._registry import ModelCfg, PaperFigures, register_model
 
 PATCH_SIZE = 16
@@ -342,7 +342,7 @@ class ATMHead(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if len(features) != self.num_stages:
             raise ValueError(f"ATMHead takes {self.num_stages} features; got {len(features)}")
-        queries = self.q.weight.unsqueeze(0).expand(features[0].shape[0], -1, -1)
+        queries = expand_to_batch(self.q.weight, features[0].shape[0])
         mask_logits: torch.Tensor | None = None
         for i, feature in enumerate(reversed(features), start=1):
             memory = getattr(self, f"proj_norm_{i}")(getattr(self, f"input_proj_{i}")(feature))
@@ -418,8 +418,9 @@ class TPNATMHead(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if len(features) != self.num_stages:
             raise ValueError(f"TPNATMHead takes {self.num_stages} features; got {len(features)}")
-        queries = resample_grid_embedding(self.q.weight, self.grid, grid)
-        queries = queries.unsqueeze(0).expand(features[0].shape[0], -1, -1)
+        queries = expand_to_batch(
+            resample_grid_embedding(self.q.weight, self.grid, grid), features[0].shape[0]
+        )
         for i, feature in enumerate(features, start=1):
             memory = getattr(self, f"proj_norm_{i}")(getattr(self, f"input_proj_{i}")(feature))
             queries = getattr(self, f"decoder_{i}")(queries, memory)
@@ -653,7 +654,7 @@ _FLOPS_NOTE = (
             resolution=(512, 512),
             metric="mIoU 51.3 (ss) / 53.0 (ms), ADE20K val",
             source="zbwxp/SegVit README",
-            note=_FLOPS_NOTE + " params: fvcore re-measurement of the official classes (models.md).",
+            note=_FLOPS_NOTE + " params: fvcore re-measurement of the official classes.",
         ),
         arch=_ARCH_VIT_B,
         smoke_arch={**_SMOKE_VIT, "out_indices": (1, 3, 5)},
@@ -680,7 +681,7 @@ def segvit_vit_b_ade(cfg: ModelCfg, **kwargs: Any) -> SegViT:
             resolution=(640, 640),
             metric="mIoU 54.6 (ss) / 55.2 (ms), ADE20K val",
             source="zbwxp/SegVit README",
-            note=_FLOPS_NOTE + " params: fvcore re-measurement of the official classes (models.md).",
+            note=_FLOPS_NOTE + " params: fvcore re-measurement of the official classes.",
         ),
         arch=_ARCH_VIT_L,
         smoke_arch={**_SMOKE_VIT, "out_indices": (1, 3, 5)},

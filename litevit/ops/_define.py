@@ -8,7 +8,16 @@ An op is registered as ``torch.ops.litevit.<name>`` (a ``torch.library.custom_op
 * export (``litevit.export``) maps the op to one ONNX node of domain ``litevit`` (its schema is
   registered with onnx here, so the checker validates the node's attributes), with the op's
   ONNX function body (standard ops) attached, stripped or inlined;
-* the CUDA kernel and TensorRT plugin (``plugins/<op>/``) implement the same contract.
+* the CUDA kernel and TensorRT plugin (``plugins/<op>/``) implement the same contract;
+* ``torch.compile`` and ``torch.export`` trace it through its fake kernel, and torch's own
+  ``FlopCounterMode`` counts it with the op's MAC formula (2 FLOPs per MAC, torch's convention).
+
+Output contract, the same for every op and described exactly by the fake kernel (which
+``torch.compile`` trusts, and ``torch.library.opcheck`` checks): a **new, contiguous** tensor of
+the shape ``output_shape`` gives, with the dtype and device of the inputs, whatever their
+strides (channels-last, permuted, sliced or batch-expanded views are all accepted). All tensor
+inputs must share one dtype and device, as the ONNX schema's single type ``T`` and the kernels
+require: mixed inputs are refused in one sentence rather than promoted.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from typing import Any
 
 import onnx
 import torch
+from torch.utils.flop_counter import register_flop_formula
 
 DOMAIN = "litevit"
 OP_VERSION = 1
@@ -79,6 +89,15 @@ class OpDef:
 OPS: dict[str, OpDef] = {}
 
 
+def _check_tensors(onnx_name: str, tensors: Sequence[torch.Tensor]) -> None:
+    """One dtype and one device for all tensor inputs (the output takes them)."""
+    dtypes = {t.dtype for t in tensors}
+    devices = {t.device for t in tensors}
+    if len(dtypes) > 1 or len(devices) > 1:
+        got = ", ".join(f"{t.dtype} on {t.device}" for t in tensors)
+        raise ValueError(f"{onnx_name} takes tensors of one dtype on one device; got {got}.")
+
+
 def define_op(
     onnx_name: str,
     reference: Callable[..., torch.Tensor],
@@ -103,15 +122,29 @@ def define_op(
     )
     attr_args = tuple(n for n in params if n not in tensor_args)
 
-    op = torch.library.custom_op(f"{DOMAIN}::{torch_name}", mutates_args=())(reference)
+    signature = inspect.signature(reference)
+
+    def _bind(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        _check_tensors(onnx_name, [bound.arguments[n] for n in tensor_args])
+        return bound.arguments
+
+    def _kernel(*args: Any, **kwargs: Any) -> torch.Tensor:
+        _bind(args, kwargs)
+        # The references follow their inputs' strides (zeros_like, elementwise ops); the op's
+        # output is contiguous whatever the inputs, as the fake kernel below says.
+        return reference(*args, **kwargs).contiguous()
 
     def _fake(*args: Any, **kwargs: Any) -> torch.Tensor:
-        bound = inspect.signature(reference).bind(*args, **kwargs)
-        bound.apply_defaults()
-        first = bound.arguments[tensor_args[0]]
-        shaped = {n: (tuple(v.shape) if n in tensor_args else v) for n, v in bound.arguments.items()}
-        return first.new_empty(output_shape(**shaped))
+        arguments = _bind(args, kwargs)
+        shaped = {n: (tuple(v.shape) if n in tensor_args else v) for n, v in arguments.items()}
+        first = arguments[tensor_args[0]]
+        return torch.empty(output_shape(**shaped), dtype=first.dtype, device=first.device)  # contiguous
 
+    # The schema comes from the reference's annotations; the registered kernel wraps it.
+    schema = torch.library.infer_schema(reference, mutates_args=())
+    op = torch.library.custom_op(f"{DOMAIN}::{torch_name}", _kernel, mutates_args=(), schema=schema)
     op.register_fake(_fake)
 
     def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
@@ -132,6 +165,12 @@ def define_op(
         return tuple(next(grads) if isinstance(a, torch.Tensor) else None for a in inputs)
 
     op.register_autograd(_backward, setup_context=_setup_context)
+
+    def _torch_flops(*shapes: Any, out_shape: Any = None, **attrs: Any) -> int:
+        # torch's FlopCounterMode passes shapes in place of tensors; it counts 2 FLOPs per MAC.
+        return 2 * int(macs(*shapes, **attrs))
+
+    register_flop_formula(getattr(getattr(torch.ops, DOMAIN), torch_name))(_torch_flops)
 
     opdef = OpDef(
         onnx_name,

@@ -73,6 +73,21 @@ private:
     size_t left_;
 };
 
+// A name read from possibly corrupt data, fit for a one-line message: bytes outside printable
+// ASCII become '?'.
+std::string printable(const std::string& name)
+{
+    std::string out(name);
+    for (char& c : out)
+    {
+        if (c < 0x20 || c > 0x7E)
+        {
+            c = '?';
+        }
+    }
+    return out;
+}
+
 } // namespace
 
 std::vector<char> serializeAttributes(const AttributeMap& attributes)
@@ -121,7 +136,7 @@ AttributeMap deserializeAttributes(const char* data, size_t size)
         // Check the whole array before allocating: a corrupt count must not allocate gigabytes.
         if (valueCount > reader.left() / 4)
         {
-            throw std::invalid_argument("litevit plugin data is truncated: attribute '" + name + "' has "
+            throw std::invalid_argument("litevit plugin data is truncated: attribute '" + printable(name) + "' has "
                 + std::to_string(valueCount) + " values but only " + std::to_string(reader.left())
                 + " bytes are left.");
         }

@@ -1,11 +1,10 @@
-// What the TensorRT plugin classes of every version share: logging, plugin fields <-> attributes,
-// output dims from AffineDim rules, the format rule and the enqueue path over an op core.
+// What the TensorRT plugin classes of every release share: logging, plugin fields <-> attributes,
+// build-time shape checks, output dims from AffineDim rules, the format rule and the enqueue path
+// over an op core.
 //
-// NEVER COMPILED HERE: no TensorRT headers exist on the development machines or in CI (no package
-// reachable there ships them). Written against the documented API of NvInferRuntime.h,
-// NvInferRuntimePlugin.h (10.x) / NvInferRuntimeCommon.h (8.x) and NvInferPluginBase.h (10.x); it is
-// first compiled by CMake on the target (`litevit plugins build`). Version differences are guarded
-// with NV_TENSORRT_MAJOR / NV_TENSORRT_MINOR.
+// Compiled against the real headers of TensorRT 8.5.3, 8.6.1, 10.3.0, 10.4.0 and 11.1 (with a stub
+// libnvinfer: .ci/plugins, tests/plugins/test_trt_harness.py); never loaded by a real TensorRT.
+// Release differences are guarded with LITEVIT_TRT_AT_LEAST / NV_TENSORRT_MAJOR.
 #pragma once
 
 #include <NvInferVersion.h>
@@ -21,12 +20,19 @@
 #include <string>
 #include <vector>
 
+#include "core_util.h"
 #include "launch.h"
 #include "op_core.h"
 #include "serialize.h"
 
 #define LITEVIT_TRT_AT_LEAST(major, minor)                                                                        \
     (NV_TENSORRT_MAJOR > (major) || (NV_TENSORRT_MAJOR == (major) && NV_TENSORRT_MINOR >= (minor)))
+
+// Around one use of an interface that a TensorRT release marks deprecated and that we still need
+// there; every use says which release deprecates what and why. Never file- or build-wide.
+#define LITEVIT_DEPRECATED_USE_BEGIN                                                                              \
+    _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wdeprecated-declarations\"")
+#define LITEVIT_DEPRECATED_USE_END _Pragma("GCC diagnostic pop")
 
 namespace litevit::trt
 {
@@ -90,8 +96,9 @@ inline std::string describe(const char* opName, const std::string& layer, const 
     }
 }
 
-// The creator's getFieldNames(): one kINT32 array per attribute the op reads (the parser passes only
-// these, as kINT32; ints and int lists alike).
+// The creator's getFieldNames(): one kINT32 array per attribute the op reads. The ONNX parser of
+// every release (onnx-tensorrt's loadFields, 8.5-GA to 10.1-GA) passes exactly these, in this order,
+// converting an INT attribute to one kINT32 and INTS to a kINT32 array; other types keep their own.
 class FieldNames
 {
 public:
@@ -120,13 +127,31 @@ private:
     nvinfer1::PluginFieldCollection collection_{};
 };
 
+// How a field type reads in a refusal (an ONNX FLOAT attribute becomes kFLOAT32, STRING kCHAR).
+inline const char* fieldTypeName(nvinfer1::PluginFieldType type) noexcept
+{
+    switch (type)
+    {
+    case nvinfer1::PluginFieldType::kFLOAT16: return "kFLOAT16";
+    case nvinfer1::PluginFieldType::kFLOAT32: return "kFLOAT32";
+    case nvinfer1::PluginFieldType::kFLOAT64: return "kFLOAT64";
+    case nvinfer1::PluginFieldType::kINT8: return "kINT8";
+    case nvinfer1::PluginFieldType::kINT16: return "kINT16";
+    case nvinfer1::PluginFieldType::kINT32: return "kINT32";
+    case nvinfer1::PluginFieldType::kCHAR: return "kCHAR";
+    case nvinfer1::PluginFieldType::kDIMS: return "kDIMS";
+    case nvinfer1::PluginFieldType::kUNKNOWN: return "kUNKNOWN";
+    default: return "a type this library does not know";
+    }
+}
+
 // The attributes among the fields (what the ONNX parser built from the node); fields the op does not
 // read are skipped, a missing one is left to the op's fromAttributes to name.
 inline AttributeMap attributesFromFields(
     const nvinfer1::PluginFieldCollection* fields, const std::vector<std::string>& names)
 {
     AttributeMap attributes;
-    if (fields == nullptr)
+    if (fields == nullptr || (fields->nbFields > 0 && fields->fields == nullptr))
     {
         return attributes;
     }
@@ -142,10 +167,15 @@ inline AttributeMap attributesFromFields(
         {
             continue;
         }
-        if (field.type != nvinfer1::PluginFieldType::kINT32 || field.length < 0
-            || (field.length > 0 && field.data == nullptr))
+        if (field.type != nvinfer1::PluginFieldType::kINT32)
         {
-            throw std::invalid_argument("attribute '" + name + "' must be an int32 array.");
+            throw std::invalid_argument("attribute '" + name + "' must be an ONNX int or ints (kINT32 plugin data); got "
+                + fieldTypeName(field.type) + ".");
+        }
+        if (field.length < 0 || (field.length > 0 && field.data == nullptr))
+        {
+            throw std::invalid_argument("attribute '" + name + "' has no data for its " + std::to_string(field.length)
+                + " values.");
         }
         const auto* values = static_cast<const int32_t*>(field.data);
         attributes[name] = std::vector<int32_t>(values, values + field.length);
@@ -153,6 +183,7 @@ inline AttributeMap attributesFromFields(
     return attributes;
 }
 
+// Dims as the core sees them; TensorRT's -1 (a dim fixed at run time) is core::kUnknownDim.
 inline Shape shapeOf(const nvinfer1::Dims& dims)
 {
     Shape shape;
@@ -163,8 +194,58 @@ inline Shape shapeOf(const nvinfer1::Dims& dims)
     return shape;
 }
 
+// What is known of input dims while the network is built: the constant expressions' values,
+// core::kUnknownDim for the symbolic ones.
+inline std::vector<Shape> knownShapes(const nvinfer1::DimsExprs* inputs, int32_t nbInputs)
+{
+    std::vector<Shape> shapes;
+    for (int32_t i = 0; i < nbInputs; ++i)
+    {
+        Shape shape;
+        for (int32_t axis = 0; axis < inputs[i].nbDims; ++axis)
+        {
+            const nvinfer1::IDimensionExpr* dim = inputs[i].d[axis];
+            shape.dims.push_back(
+                dim != nullptr && dim->isConstant() ? static_cast<int64_t>(dim->getConstantValue()) : core::kUnknownDim);
+        }
+        shapes.push_back(std::move(shape));
+    }
+    return shapes;
+}
+
+// The shapes of an optimisation profile (configurePlugin): the dims as far as fixed for every
+// profile (the core's checks), then its minimum and its maximum shapes, which are all known (the
+// launch's checks too: grid and int32 limits); throws the core's sentence, saying which.
+template <typename Op>
+void checkProfileShapes(const Op& op, const nvinfer1::DynamicPluginTensorDesc* inputs, int32_t nbInputs)
+{
+    std::vector<Shape> fixed;
+    std::vector<Shape> smallest;
+    std::vector<Shape> largest;
+    for (int32_t i = 0; i < nbInputs; ++i)
+    {
+        fixed.push_back(shapeOf(inputs[i].desc.dims));
+        smallest.push_back(shapeOf(inputs[i].min));
+        largest.push_back(shapeOf(inputs[i].max));
+    }
+    op.checkInputs(fixed);
+    for (const auto& [shapes, which] : {std::make_pair(&smallest, " (the profile's minimum shapes)"),
+             std::make_pair(&largest, " (the profile's maximum shapes)")})
+    {
+        try
+        {
+            static_cast<void>(op.launch(*shapes));
+        }
+        catch (const std::invalid_argument& error)
+        {
+            throw std::invalid_argument(std::string(error.what()) + which);
+        }
+    }
+}
+
 // FP32 and FP16 linear, every input and the output of one type: the rule for I/O position pos
-// given the (already chosen) description of position 0.
+// given the (already chosen) description of position 0. The kernels exist for exactly these
+// (KernelPair: f32, f16; NCHW indexing); nothing else is accepted, INT8 included.
 inline bool supportedIo(
     int32_t pos, const nvinfer1::PluginTensorDesc& desc, const nvinfer1::PluginTensorDesc& first) noexcept
 {
@@ -179,6 +260,31 @@ inline bool supportedIo(
     return desc.type == first.type;
 }
 
+// The first build-time refusal of one plugin instance (and of its clones): logged once, in one
+// line naming the node; afterwards the plugin accepts no format, so TensorRT cannot build it.
+class Refusal
+{
+public:
+    // Logs describe(opName, layer, what) unless this instance has refused already.
+    void refuse(const char* opName, const std::string& layer, const char* what) noexcept
+    {
+        if (refused_)
+        {
+            return;
+        }
+        refused_ = true;
+        logError(describe(opName, layer, what));
+    }
+
+    bool refused() const noexcept
+    {
+        return refused_;
+    }
+
+private:
+    bool refused_ = false;
+};
+
 // What one plugin instance holds whatever the interface: the validated op, its serialized
 // attributes and the launch of the last input shapes seen.
 template <typename Op, const KernelPair& (*Kernels)()>
@@ -191,17 +297,29 @@ public:
     {
     }
 
+    const Op& op() const noexcept
+    {
+        return op_;
+    }
+
     const std::vector<char>& serialized() const noexcept
     {
         return serialized_;
     }
 
+    // Checks what is known of the input dims while the network is built (their constant
+    // expressions); throws the core's sentence.
+    void checkKnownInputs(const nvinfer1::DimsExprs* inputs, int32_t nbInputs) const
+    {
+        op_.checkInputs(knownShapes(inputs, inputs != nullptr ? nbInputs : 0));
+    }
+
     // Output dims as expressions of the input dims (dynamic shapes); throws on a rule the inputs
-    // cannot satisfy.
+    // cannot serve.
     nvinfer1::DimsExprs outputDims(
         const nvinfer1::DimsExprs* inputs, int32_t nbInputs, nvinfer1::IExprBuilder& builder) const
     {
-        if (nbInputs != Op::kNumInputs)
+        if (nbInputs != Op::kNumInputs || inputs == nullptr)
         {
             throw std::invalid_argument("takes " + std::to_string(Op::kNumInputs) + " inputs, got "
                 + std::to_string(nbInputs) + ".");
@@ -242,28 +360,39 @@ public:
         return out;
     }
 
-    // Validates the shapes (when they changed) and launches the kernel of the input's type.
-    void enqueue(const nvinfer1::PluginTensorDesc* inputDesc, const void* const* inputs, void* const* outputs,
-        cudaStream_t stream)
+    // Validates the shapes (when they changed) and launches the kernel of the input's type: 0, or
+    // 1 after handing report the one-sentence reason.
+    template <typename Report>
+    int32_t enqueue(const nvinfer1::PluginTensorDesc* inputDesc, const void* const* inputs, void* const* outputs,
+        cudaStream_t stream, Report&& report) noexcept
     {
-        std::vector<Shape> shapes;
-        for (int i = 0; i < Op::kNumInputs; ++i)
+        try
         {
-            shapes.push_back(shapeOf(inputDesc[i].dims));
+            std::vector<Shape> shapes;
+            for (int i = 0; i < Op::kNumInputs; ++i)
+            {
+                shapes.push_back(shapeOf(inputDesc[i].dims));
+            }
+            if (!launchValid_ || !sameShapes(shapes, launchShapes_))
+            {
+                launch_ = op_.launch(shapes);
+                launchShapes_ = std::move(shapes);
+                launchValid_ = true;
+            }
+            const DataKind kind
+                = inputDesc[0].type == nvinfer1::DataType::kHALF ? DataKind::kFloat16 : DataKind::kFloat32;
+            const cudaError_t status
+                = launchKernel(Kernels(), kind, launch_, inputs, Op::kNumInputs, outputs[0], stream);
+            if (status != cudaSuccess)
+            {
+                throw std::runtime_error(std::string("kernel launch failed: ") + cudaGetErrorString(status) + ".");
+            }
+            return 0;
         }
-        if (!launchValid_ || !sameShapes(shapes, launchShapes_))
+        catch (const std::exception& error)
         {
-            op_.checkInputs(shapes);
-            launch_ = op_.launch(shapes);
-            launchShapes_ = std::move(shapes);
-            launchValid_ = true;
-        }
-        const DataKind kind
-            = inputDesc[0].type == nvinfer1::DataType::kHALF ? DataKind::kFloat16 : DataKind::kFloat32;
-        const cudaError_t status = launchKernel(Kernels(), kind, launch_, inputs, Op::kNumInputs, outputs[0], stream);
-        if (status != cudaSuccess)
-        {
-            throw std::runtime_error(std::string("kernel launch failed: ") + cudaGetErrorString(status) + ".");
+            report(error.what());
+            return 1;
         }
     }
 

@@ -1,23 +1,24 @@
 // IPluginV2DynamicExt + IPluginCreator over an op core: the plugin interface of TensorRT 8.5/8.6
-// (JetPack 5, JetPack 6.0). Deprecated from TensorRT 10.0 but still loadable there; register.cpp
-// uses it on 10.x only when built with -DLITEVIT_PLUGIN_API=v2.
+// (JetPack 5, JetPack 6.0), and on 10.x/11.x the one built with -DLITEVIT_PLUGIN_API=v2.
 //
-// NEVER COMPILED HERE (no TensorRT headers on the development machines or in CI): written against
-// the documented NvInferRuntime.h / NvInferRuntimePlugin.h API, first compiled on the target.
+// Shapes the kernels cannot take are refused while the engine is built, in one logged line naming
+// the node: getOutputDimensions checks the dims the network fixes, configurePlugin the profile's
+// (fixed dims, minimum and maximum shapes). IPluginV2 has no error return there, so a refused
+// plugin then accepts no format (supportsFormatCombination) and fails initialize(), which stops the
+// build; enqueue checks the run-time shapes once more.
 #pragma once
 
 #include "trt_glue.h"
 
-// TensorRT 10 marks every V2 interface TRT_DEPRECATED; implementing them on purpose must not fail
-// the -Werror build.
-#if NV_TENSORRT_MAJOR >= 10
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-#endif
-
 namespace litevit::trt
 {
 
+#if NV_TENSORRT_MAJOR >= 10
+// TensorRT 10.0 deprecates IPluginV2DynamicExt and IPluginCreator (IPluginV3 supersedes them). This
+// class is their implementation, chosen with -DLITEVIT_PLUGIN_API=v2 on 10.x/11.x (one plugin
+// library whose engines behave as on 8.6): the deprecated interfaces are the point of it.
+LITEVIT_DEPRECATED_USE_BEGIN
+#endif
 template <typename Op, const KernelPair& (*Kernels)()>
 class PluginV2 final : public nvinfer1::IPluginV2DynamicExt
 {
@@ -45,9 +46,10 @@ public:
         return 1;
     }
 
+    // Called when the engine is built and when it is deserialized: a refused plugin stops the build.
     int32_t initialize() noexcept override
     {
-        return 0;
+        return refusal_.refused() ? 1 : 0;
     }
 
     void terminate() noexcept override {}
@@ -96,7 +98,7 @@ public:
     {
         try
         {
-            return new PluginV2(instance_, layer_, namespace_);
+            return new PluginV2(*this);
         }
         catch (const std::exception& error)
         {
@@ -110,6 +112,14 @@ public:
     {
         try
         {
+            instance_.checkKnownInputs(inputs, nbInputs);
+        }
+        catch (const std::exception& error)
+        {
+            refusal_.refuse(Op::kName, layer_, error.what());
+        }
+        try
+        {
             if (outputIndex != 0)
             {
                 throw std::invalid_argument("has one output, not " + std::to_string(outputIndex + 1) + ".");
@@ -118,7 +128,7 @@ public:
         }
         catch (const std::exception& error)
         {
-            logError(describe(Op::kName, layer_, error.what()));
+            refusal_.refuse(Op::kName, layer_, error.what());
             return nvinfer1::DimsExprs{};
         }
     }
@@ -126,15 +136,24 @@ public:
     bool supportsFormatCombination(
         int32_t pos, const nvinfer1::PluginTensorDesc* inOut, int32_t nbInputs, int32_t nbOutputs) noexcept override
     {
-        return inOut != nullptr && pos >= 0 && pos < nbInputs + nbOutputs && supportedIo(pos, inOut[pos], inOut[0]);
+        return !refusal_.refused() && inOut != nullptr && pos >= 0 && pos < nbInputs + nbOutputs
+            && supportedIo(pos, inOut[pos], inOut[0]);
     }
 
-    // Shapes are validated in enqueue, where they are final (here they may still hold -1).
-    void configurePlugin(const nvinfer1::DynamicPluginTensorDesc*, int32_t, const nvinfer1::DynamicPluginTensorDesc*,
-        int32_t) noexcept override
+    void configurePlugin(const nvinfer1::DynamicPluginTensorDesc* in, int32_t nbInputs,
+        const nvinfer1::DynamicPluginTensorDesc*, int32_t) noexcept override
     {
+        try
+        {
+            checkProfileShapes(instance_.op(), in, in != nullptr ? nbInputs : 0);
+        }
+        catch (const std::exception& error)
+        {
+            refusal_.refuse(Op::kName, layer_, error.what());
+        }
     }
 
+    // The kernels need no scratch memory.
     size_t getWorkspaceSize(const nvinfer1::PluginTensorDesc*, int32_t, const nvinfer1::PluginTensorDesc*,
         int32_t) const noexcept override
     {
@@ -144,22 +163,17 @@ public:
     int32_t enqueue(const nvinfer1::PluginTensorDesc* inputDesc, const nvinfer1::PluginTensorDesc*,
         const void* const* inputs, void* const* outputs, void*, cudaStream_t stream) noexcept override
     {
-        try
-        {
-            instance_.enqueue(inputDesc, inputs, outputs, stream);
-            return 0;
-        }
-        catch (const std::exception& error)
-        {
-            logError(describe(Op::kName, layer_, error.what()));
-            return 1;
-        }
+        return instance_.enqueue(inputDesc, inputs, outputs, stream,
+            [this](const char* what) { logError(describe(Op::kName, layer_, what)); });
     }
 
 private:
+    PluginV2(const PluginV2&) = default;
+
     OpInstance<Op, Kernels> instance_;
     std::string layer_;
     std::string namespace_;
+    Refusal refusal_;
 };
 
 template <typename Op, const KernelPair& (*Kernels)()>
@@ -186,6 +200,10 @@ public:
         return fields_.collection();
     }
 
+    // TensorRT 8.5 deprecates IPluginV2 (in favour of IPluginV2DynamicExt), yet IPluginCreator's
+    // createPlugin and deserializePlugin return IPluginV2* in every release that has them: the
+    // overrides must name it.
+    LITEVIT_DEPRECATED_USE_BEGIN
     nvinfer1::IPluginV2* createPlugin(const char* name, const nvinfer1::PluginFieldCollection* fc) noexcept override
     {
         const std::string layer = name != nullptr ? name : "";
@@ -215,6 +233,7 @@ public:
             return nullptr;
         }
     }
+    LITEVIT_DEPRECATED_USE_END
 
     void setPluginNamespace(const char* pluginNamespace) noexcept override
     {
@@ -237,9 +256,8 @@ private:
     FieldNames fields_;
     std::string namespace_ = kPluginNamespace;
 };
+#if NV_TENSORRT_MAJOR >= 10
+LITEVIT_DEPRECATED_USE_END
+#endif
 
 } // namespace litevit::trt
-
-#if NV_TENSORRT_MAJOR >= 10
-#pragma GCC diagnostic pop
-#endif

@@ -1,9 +1,10 @@
 // IPluginV3 (IPluginV3OneCore/Build/Runtime) + IPluginCreatorV3One over an op core: the plugin
 // interface of TensorRT >= 10.0 (V100's 10.4, JetPack 6.1+'s 10.3, JetPack 7, TensorRT 11).
 //
-// NEVER COMPILED HERE (no TensorRT headers on the development machines or in CI): written against
-// the documented NvInferRuntime.h / NvInferPluginBase.h API of TensorRT 10, first compiled on the
-// target.
+// Shapes the kernels cannot take are refused while the engine is built, in one logged line naming
+// the node, through the error returns IPluginV3 offers: getOutputShapes (the dims the network
+// fixes), configurePlugin (the profile's fixed dims, minimum and maximum shapes); onShapeChange
+// checks the run-time shapes before enqueue.
 #pragma once
 
 #include "trt_glue.h"
@@ -21,7 +22,7 @@ constexpr const char* kSerializedField = "litevit_attributes";
 
 inline AttributeMap attributesFromSerializedField(const nvinfer1::PluginFieldCollection* fields)
 {
-    if (fields != nullptr)
+    if (fields != nullptr && fields->fields != nullptr)
     {
         for (int32_t i = 0; i < fields->nbFields; ++i)
         {
@@ -64,7 +65,7 @@ public:
     {
         try
         {
-            return new PluginV3(instance_, layer_);
+            return new PluginV3(instance_, layer_, refusal_);
         }
         catch (const std::exception& error)
         {
@@ -89,11 +90,20 @@ public:
         return kPluginNamespace;
     }
 
-    // IPluginV3OneBuild. Shapes are validated in onShapeChange/enqueue, where they are final.
-    int32_t configurePlugin(const nvinfer1::DynamicPluginTensorDesc*, int32_t, const nvinfer1::DynamicPluginTensorDesc*,
-        int32_t) noexcept override
+    // IPluginV3OneBuild
+    int32_t configurePlugin(const nvinfer1::DynamicPluginTensorDesc* in, int32_t nbInputs,
+        const nvinfer1::DynamicPluginTensorDesc*, int32_t) noexcept override
     {
-        return 0;
+        try
+        {
+            checkProfileShapes(instance_.op(), in, in != nullptr ? nbInputs : 0);
+            return 0;
+        }
+        catch (const std::exception& error)
+        {
+            refuse(error.what());
+            return 1;
+        }
     }
 
     int32_t getOutputDataTypes(nvinfer1::DataType* outputTypes, int32_t nbOutputs,
@@ -113,16 +123,17 @@ public:
     {
         try
         {
-            if (nbOutputs != 1)
+            if (nbOutputs != 1 || outputs == nullptr)
             {
                 throw std::invalid_argument("has one output, not " + std::to_string(nbOutputs) + ".");
             }
+            instance_.checkKnownInputs(inputs, nbInputs);
             outputs[0] = instance_.outputDims(inputs, nbInputs, exprBuilder);
             return 0;
         }
         catch (const std::exception& error)
         {
-            report(error.what());
+            refuse(error.what());
             return 1;
         }
     }
@@ -130,7 +141,7 @@ public:
     bool supportsFormatCombination(
         int32_t pos, const nvinfer1::DynamicPluginTensorDesc* inOut, int32_t nbInputs, int32_t nbOutputs) noexcept override
     {
-        return inOut != nullptr && pos >= 0 && pos < nbInputs + nbOutputs
+        return !refusal_.refused() && inOut != nullptr && pos >= 0 && pos < nbInputs + nbOutputs
             && supportedIo(pos, inOut[pos].desc, inOut[0].desc);
     }
 
@@ -139,25 +150,25 @@ public:
         return 1;
     }
 
+    // The kernels need no scratch memory.
     size_t getWorkspaceSize(const nvinfer1::DynamicPluginTensorDesc*, int32_t, const nvinfer1::DynamicPluginTensorDesc*,
         int32_t) const noexcept override
     {
         return 0;
     }
 
-    // IPluginV3OneRuntime
-    int32_t onShapeChange(const nvinfer1::PluginTensorDesc*, int32_t, const nvinfer1::PluginTensorDesc*,
+    // IPluginV3OneRuntime: the run-time shapes, all known, before the first enqueue with them.
+    int32_t onShapeChange(const nvinfer1::PluginTensorDesc* in, int32_t nbInputs, const nvinfer1::PluginTensorDesc*,
         int32_t) noexcept override
-    {
-        return 0;
-    }
-
-    int32_t enqueue(const nvinfer1::PluginTensorDesc* inputDesc, const nvinfer1::PluginTensorDesc*,
-        const void* const* inputs, void* const* outputs, void*, cudaStream_t stream) noexcept override
     {
         try
         {
-            instance_.enqueue(inputDesc, inputs, outputs, stream);
+            std::vector<Shape> shapes;
+            for (int32_t i = 0; in != nullptr && i < nbInputs; ++i)
+            {
+                shapes.push_back(shapeOf(in[i].dims));
+            }
+            static_cast<void>(instance_.op().launch(shapes));
             return 0;
         }
         catch (const std::exception& error)
@@ -167,19 +178,21 @@ public:
         }
     }
 
+    int32_t enqueue(const nvinfer1::PluginTensorDesc* inputDesc, const nvinfer1::PluginTensorDesc*,
+        const void* const* inputs, void* const* outputs, void*, cudaStream_t stream) noexcept override
+    {
+        return instance_.enqueue(inputDesc, inputs, outputs, stream, [this](const char* what) { report(what); });
+    }
+
+    // A copy that also reports run-time errors to the execution context's error recorder.
     nvinfer1::IPluginV3* attachToContext(nvinfer1::IPluginResourceContext* context) noexcept override
     {
-        try
+        auto* attached = static_cast<PluginV3*>(clone());
+        if (attached != nullptr)
         {
-            auto* attached = new PluginV3(instance_, layer_);
             attached->recorder_ = context != nullptr ? context->getErrorRecorder() : nullptr;
-            return attached;
         }
-        catch (const std::exception& error)
-        {
-            report(error.what());
-            return nullptr;
-        }
+        return attached;
     }
 
     const nvinfer1::PluginFieldCollection* getFieldsToSerialize() noexcept override
@@ -193,7 +206,21 @@ public:
     }
 
 private:
-    // The logger always; the execution context's error recorder too once attached to one.
+    PluginV3(OpInstance<Op, Kernels> instance, std::string layer, Refusal refusal)
+        : instance_(std::move(instance))
+        , layer_(std::move(layer))
+        , refusal_(refusal)
+    {
+    }
+
+    // A build-time refusal: logged once for this plugin and its clones.
+    void refuse(const char* what) noexcept
+    {
+        refusal_.refuse(Op::kName, layer_, what);
+    }
+
+    // A run-time error: the logger always; the execution context's error recorder too once
+    // attached to one.
     void report(const char* what) const noexcept
     {
         const std::string message = describe(Op::kName, layer_, what);
@@ -206,6 +233,7 @@ private:
 
     OpInstance<Op, Kernels> instance_;
     std::string layer_;
+    Refusal refusal_;
     nvinfer1::IErrorRecorder* recorder_ = nullptr;
     nvinfer1::PluginField serializedField_;
     nvinfer1::PluginFieldCollection serializedFields_{};

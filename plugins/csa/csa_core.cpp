@@ -109,11 +109,7 @@ AttributeMap CsaOp::attributes() const
 
 void CsaOp::checkInputs(const std::vector<Shape>& inputs) const
 {
-    if (inputs.size() != static_cast<size_t>(kNumInputs))
-    {
-        throw std::invalid_argument(
-            "CSA takes 2 inputs (attn, values); got " + std::to_string(inputs.size()) + ".");
-    }
+    core::requireInputCount(kName, {"attn", "values"}, inputs);
     const std::vector<int64_t>& attn = inputs[0].dims;
     const std::vector<int64_t>& values = inputs[1].dims;
     if (attn.size() != 4 || values.size() != 4)
@@ -121,26 +117,15 @@ void CsaOp::checkInputs(const std::vector<Shape>& inputs) const
         throw std::invalid_argument("CSA takes 4-D attn and values; got shapes " + pythonTuple(attn) + " and "
             + pythonTuple(values) + ".");
     }
-    for (const std::vector<int64_t>* dims : {&attn, &values})
-    {
-        for (const int64_t dim : *dims)
-        {
-            if (dim < 0)
-            {
-                throw std::invalid_argument("CSA needs known, non-negative input sizes; got shapes "
-                    + pythonTuple(attn) + " and " + pythonTuple(values) + ".");
-            }
-        }
-    }
     const int64_t taps = int64_t{kernelSize_} * kernelSize_;
-    if (values[1] != taps * channels_)
+    if (core::isKnown(values[1]) && values[1] != taps * channels_)
     {
         throw std::invalid_argument("CSA values need k²·channels = " + std::to_string(taps * channels_)
             + " channels for channels=" + std::to_string(channels_) + "; got " + std::to_string(values[1])
             + ".");
     }
     const std::vector<int64_t> expectedAttn{values[0], heads_ * taps * taps, values[2], values[3]};
-    if (attn != expectedAttn)
+    if (!core::mayEqual(expectedAttn, attn))
     {
         throw std::invalid_argument("CSA attn must have shape " + pythonTuple(expectedAttn) + " for values "
             + pythonTuple(values) + "; got " + pythonTuple(attn) + ".");
@@ -150,6 +135,10 @@ void CsaOp::checkInputs(const std::vector<Shape>& inputs) const
     {
         throw std::invalid_argument("CSA needs H', W' >= 1 when stride > kernel_size - padding; got values "
             + pythonTuple(values) + ".");
+    }
+    if (!core::allKnown(attn) || !core::allKnown(values))
+    {
+        return; // the sizes below are checked once every dim is known
     }
     // Below the limit, H' and W' are below 2^31 and the output sizes cannot overflow int64.
     if (elementCount(attn) >= kIndexLimit || elementCount(values) >= kIndexLimit)
@@ -178,6 +167,11 @@ Launch CsaOp::launch(const std::vector<Shape>& inputs) const
 {
     checkInputs(inputs);
     const std::vector<int64_t>& values = inputs[1].dims;
+    if (!core::allKnown(inputs[0].dims) || !core::allKnown(values))
+    {
+        throw std::invalid_argument("CSA needs known, non-negative input sizes; got shapes "
+            + pythonTuple(inputs[0].dims) + " and " + pythonTuple(values) + ".");
+    }
     // checkInputs bounded every dim below 2^31.
     const std::vector<int32_t> scalars{static_cast<int32_t>(values[0]), channels_, heads_, kernelSize_,
         stride_, padding_, static_cast<int32_t>(values[2]), static_cast<int32_t>(values[3])};

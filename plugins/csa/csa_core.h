@@ -28,23 +28,16 @@ public:
 
     // heads, kernel_size, stride, padding, channels.
     static const std::vector<std::string>& attributeNames();
-
-    // Throws std::invalid_argument (one sentence) on a missing, repeated or out-of-range attribute.
     static CsaOp fromAttributes(const AttributeMap& attributes);
-
     AttributeMap attributes() const;
-
-    // Throws std::invalid_argument (one sentence naming the shapes) unless inputs are
-    // attn (B, heads*k^4, H', W') and values (B, k^2*C, H', W') with every tensor, output included,
-    // below 2^31 elements (the kernel indexes with int32).
+    // attn (B, heads*k^4, H', W') and values (B, k^2*C, H', W'), every tensor, output included, below
+    // 2^31 elements (the kernel indexes with int32).
     void checkInputs(const std::vector<Shape>& inputs) const;
-
     // (B from values, C, s*H' + k-p-s, s*W' + k-p-s).
     std::vector<AffineDim> outputDims() const;
-
-    // Checks the inputs; a 1-D grid of csa::kBlockSize-thread blocks with one thread per output
-    // element (csa::threadElement), no shared memory, scalars (B, C, heads, k, s, p, H', W').
-    // An empty output gives grid 0: nothing to launch.
+    // A 1-D grid of csa::kBlockSize-thread blocks with one thread per output element
+    // (csa::threadElement), no shared memory, scalars (B, C, heads, k, s, p, H', W'). An empty
+    // output gives grid 0: nothing to launch.
     Launch launch(const std::vector<Shape>& inputs) const;
 
 private:

@@ -5,29 +5,22 @@
 // written twice, no atomics are needed and the output needs no zeroing. Loads and stores are
 // coalesced along W. FP32 and FP16 (__half storage, float accumulation).
 //
-// Compiles with nvcc and NVRTC from this one file. NVRTC needs the CUDA include directory (for
-// <cuda_fp16.h>) and finds csa_gather.h next to this file when the program is named by this
-// file's path (or this folder is an include directory).
+// Compiles with nvcc and NVRTC from this file. NVRTC needs the CUDA include directory (for
+// <cuda_fp16.h>) and finds csa_gather.h and ../common/kernel_io.h when the program is named by
+// this file's path (or this folder is an include directory).
 //
 // Kernel arguments: attn (B, heads*k^4, H', W'), values (B, k^2*C, H', W'), output
 // (B, C, s*(H'-1)+k-p, s*(W'-1)+k-p), then the int32 scalars of CsaOp::launch():
 // batch, channels, heads, kernel_size, stride, padding, H', W'.
 #include <cuda_fp16.h>
 
+#include "../common/kernel_io.h"
 #include "csa_gather.h"
 
 namespace
 {
 
-__device__ __forceinline__ void store(float* output, float value)
-{
-    *output = value;
-}
-
-__device__ __forceinline__ void store(__half* output, float value)
-{
-    *output = __float2half_rn(value);
-}
+using litevit::device::storeFloat;
 
 template <typename T>
 __device__ __forceinline__ void csaGather(const T* __restrict__ attn, const T* __restrict__ values,
@@ -41,7 +34,7 @@ __device__ __forceinline__ void csaGather(const T* __restrict__ attn, const T* _
     {
         return;
     }
-    store(output + element.offset, litevit::csa::gatherElement(geometry, attn, values, element));
+    storeFloat(output + element.offset, litevit::csa::gatherElement(geometry, attn, values, element));
 }
 
 } // namespace

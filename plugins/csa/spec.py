@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from litevit.errors import LitevitError
-from litevit.plugins.kernels import AffineDim, KernelSpec, Launch
+from litevit.plugins.kernels import UNKNOWN_DIM, AffineDim, KernelSpec, Launch, is_known, may_equal
 
 ATTRIBUTE_NAMES = ("heads", "kernel_size", "stride", "padding", "channels")
 # The kernel's int32 parameters after the pointers (attn, values, output), as Launch.scalars orders them.
@@ -64,26 +64,23 @@ def attributes(attrs: Mapping[str, Any]) -> tuple[int, int, int, int, int]:
 
 
 def output_shape(shapes: Sequence[tuple[int, ...]], attrs: Mapping[str, Any]) -> tuple[int, ...]:
-    """(B, C, s·(H'-1) + k - p, s·(W'-1) + k - p), after the checks of ``CsaOp::checkInputs``."""
+    """(B, C, s·(H'-1) + k - p, s·(W'-1) + k - p), after the checks of ``CsaOp::checkInputs``; dims
+    not known yet pass those checks and stay unknown (``UNKNOWN_DIM``) in the output."""
     heads, kernel_size, stride, padding, channels = attributes(attrs)
     if len(shapes) != 2:
         raise LitevitError(f"CSA takes 2 inputs (attn, values); got {len(shapes)}.")
     attn, values = tuple(shapes[0]), tuple(shapes[1])
     if len(attn) != 4 or len(values) != 4:
         raise LitevitError(f"CSA takes 4-D attn and values; got shapes {_shape(attn)} and {_shape(values)}.")
-    if min(attn + values) < 0:
-        raise LitevitError(
-            f"CSA needs known, non-negative input sizes; got shapes {_shape(attn)} and {_shape(values)}."
-        )
     taps = kernel_size * kernel_size
     batch, values_channels, windows_h, windows_w = values
-    if values_channels != taps * channels:
+    if is_known(values_channels) and values_channels != taps * channels:
         raise LitevitError(
             f"CSA values need k²·channels = {taps * channels} channels for channels={channels}; "
             f"got {values_channels}."
         )
     expected_attn = (batch, heads * taps * taps, windows_h, windows_w)
-    if attn != expected_attn:
+    if not may_equal(expected_attn, attn):
         raise LitevitError(
             f"CSA attn must have shape {_shape(expected_attn)} for values {_shape(values)}; "
             f"got {_shape(attn)}."
@@ -91,6 +88,13 @@ def output_shape(shapes: Sequence[tuple[int, ...]], attrs: Mapping[str, Any]) ->
     if 0 in (windows_h, windows_w) and stride > kernel_size - padding:
         raise LitevitError(
             f"CSA needs H', W' >= 1 when stride > kernel_size - padding; got values {_shape(values)}."
+        )
+    if not all(map(is_known, attn + values)):
+        # The sizes below are checked once every dim is known.
+        return (
+            batch if is_known(batch) else UNKNOWN_DIM,
+            channels,
+            *(stride * (w - 1) + kernel_size - padding if is_known(w) else UNKNOWN_DIM for w in values[2:]),
         )
     if _element_count(attn) >= INDEX_LIMIT or _element_count(values) >= INDEX_LIMIT:
         raise LitevitError(
@@ -128,7 +132,12 @@ def launch(shapes: Sequence[tuple[int, ...]], attrs: Mapping[str, Any]) -> Launc
     scalars (B, C, heads, k, s, p, H', W'). An empty output gives grid 0: nothing to launch."""
     heads, kernel_size, stride, padding, channels = attributes(attrs)
     output = output_shape(shapes, attrs)
-    batch, _, windows_h, windows_w = shapes[1]
+    attn, values = tuple(shapes[0]), tuple(shapes[1])
+    if not all(map(is_known, attn + values)):
+        raise LitevitError(
+            f"CSA needs known, non-negative input sizes; got shapes {_shape(attn)} and {_shape(values)}."
+        )
+    batch, _, windows_h, windows_w = values
     blocks = -(-_element_count(output) // BLOCK_SIZE)
     return Launch(
         grid=(blocks, 1, 1),

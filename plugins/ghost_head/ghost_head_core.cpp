@@ -63,25 +63,21 @@ AttributeMap GhostHeadOp::attributes() const
 
 void GhostHeadOp::checkInputs(const std::vector<Shape>& inputs) const
 {
-    if (inputs.size() != static_cast<size_t>(kNumInputs))
-    {
-        throw std::invalid_argument("GhostHead takes 4 inputs (v, attn, ghost_mul, ghost_add); got "
-            + std::to_string(inputs.size()) + ".");
-    }
+    core::requireInputCount(kName, {"v", "attn", "ghost_mul", "ghost_add"}, inputs);
     const std::vector<int64_t>& v = inputs[0].dims;
     if (v.size() != 4)
     {
         throw std::invalid_argument("GhostHead: v must be (B, C, H, W); got " + pythonTuple(v) + ".");
     }
     const int64_t channels = v[1];
-    if (channels % mHeads != 0)
+    if (core::isKnown(channels) && channels % mHeads != 0)
     {
         throw std::invalid_argument("GhostHead: heads (" + std::to_string(mHeads) + ") must divide the "
             + std::to_string(channels) + " channels of v.");
     }
     const int64_t size = mKernelSize;
     const std::vector<int64_t> expectedAttn{v[0], mHeads * size * size, v[2], v[3]};
-    if (inputs[1].dims != expectedAttn)
+    if (!core::mayEqual(expectedAttn, inputs[1].dims))
     {
         throw std::invalid_argument("GhostHead: attn must be " + pythonTuple(expectedAttn)
             + " (B, heads*k*k, H, W); got " + pythonTuple(inputs[1].dims) + ".");
@@ -90,7 +86,7 @@ void GhostHeadOp::checkInputs(const std::vector<Shape>& inputs) const
     const char* ghostNames[] = {"ghost_mul", "ghost_add"};
     for (int i = 0; i < 2; ++i)
     {
-        if (inputs[2 + i].dims != expectedGhost)
+        if (!core::mayEqual(expectedGhost, inputs[2 + i].dims))
         {
             throw std::invalid_argument(std::string("GhostHead: ") + ghostNames[i] + " must be "
                 + pythonTuple(expectedGhost) + " (C, k, k); got " + pythonTuple(inputs[2 + i].dims) + ".");
@@ -100,17 +96,14 @@ void GhostHeadOp::checkInputs(const std::vector<Shape>& inputs) const
 
 std::vector<AffineDim> GhostHeadOp::outputDims() const
 {
-    return {{0, 0, 1, 0}, {0, 1, 1, 0}, {0, 2, 1, 0}, {0, 3, 1, 0}};
+    return core::sameShapeAs(0, 4);
 }
 
 Launch GhostHeadOp::launch(const std::vector<Shape>& inputs) const
 {
     checkInputs(inputs);
+    core::requireKnownDims(kName, {"v", "attn", "ghost_mul", "ghost_add"}, inputs);
     const std::vector<int64_t>& v = inputs[0].dims;
-    if (std::any_of(v.begin(), v.end(), [](int64_t d) { return d < 0; }))
-    {
-        throw std::invalid_argument("GhostHead cannot launch for v with negative dims; got " + pythonTuple(v) + ".");
-    }
     const int64_t batch = v[0];
     const int64_t channels = v[1];
     const int64_t height = v[2];
@@ -144,8 +137,8 @@ std::vector<std::array<int64_t, 4>> GhostHeadOp::outputsOfThread(
     const int64_t height = launch.scalars.at(1);
     const int64_t width = launch.scalars.at(2);
     const int64_t heads = launch.scalars.at(3);
-    const int64_t pixel = int64_t{block[0]} * launch.block[0] + thread[0];
-    if (pixel >= height * width)
+    const int64_t pixel = core::planePixel(launch, block, thread, height * width);
+    if (pixel < 0)
     {
         return {};
     }

@@ -28,28 +28,16 @@ public:
     static constexpr int kMaxThreadsPerBlock = 256;
 
     static const std::vector<std::string>& attributeNames();
-
-    // Throws std::invalid_argument (one sentence) for a missing or invalid attribute.
     static GhostHeadOp fromAttributes(const AttributeMap& attributes);
     AttributeMap attributes() const;
-
-    // Throws std::invalid_argument naming the bad shape.
     void checkInputs(const std::vector<Shape>& inputs) const;
-
     // (B, C, H, W) of v.
     std::vector<AffineDim> outputDims() const;
-
     // grid (ceil(H*W / threads), G * ceil((C/G) / kChannelsPerThread), B), block (threads, 1, 1)
-    // with threads <= kMaxThreadsPerBlock a multiple of 32 spreading a plane evenly over its
-    // blocks; no dynamic shared memory (the kernel's 4 KiB are static); scalars (C, H, W, G, k, d).
-    // Throws std::invalid_argument for shapes checkInputs refuses, negative dims, sizes beyond the
-    // CUDA grid (B or G * ceil((C/G) / 8) > 65535) and beyond the kernel's int32 indexing (C, 8*H*W,
-    // 8*k*k, max(H, W) + (k/2) * d >= 2^31).
+    // (core::planeLaunch; the kernel's 4 KiB of shared memory are static); scalars (C, H, W, G, k, d).
+    // Limits: B and G * ceil((C/G) / 8) <= 65535 (CUDA grid); C, 8*H*W, 8*k*k and
+    // max(H, W) + (k/2) * d < 2^31 (int32).
     Launch launch(const std::vector<Shape>& inputs) const;
-
-    // The output elements (b, c, y, x) that thread `thread` of block `block` writes, computed from
-    // `launch` exactly as the kernel computes them (none for the idle threads of a plane's last
-    // block). Lets the tests check that a launch covers every output element exactly once.
     static std::vector<std::array<int64_t, 4>> outputsOfThread(
         const Launch& launch, const std::array<uint32_t, 3>& block, const std::array<uint32_t, 3>& thread);
 

@@ -18,8 +18,10 @@
 // (ghost_mul, ghost_add) pairs of the block's channels are staged in shared memory, kTapsPerStage
 // taps at a time, so any k fits in a fixed 4 KiB.
 //
-// Compiles with nvcc and NVRTC: the device side includes only <cuda_fp16.h>.
+// Compiles with nvcc and NVRTC: the device side includes only <cuda_fp16.h> (and kernel_io.h).
 #include <cuda_fp16.h>
+
+#include "../common/kernel_io.h"
 
 namespace
 {
@@ -29,25 +31,8 @@ constexpr int kChannelsPerThread = 8;
 // Taps of the ghost matrices staged in shared memory at a time.
 constexpr int kTapsPerStage = 64;
 
-__device__ __forceinline__ float loadFloat(const float* p)
-{
-    return __ldg(p);
-}
-
-__device__ __forceinline__ float loadFloat(const __half* p)
-{
-    return __half2float(__ldg(p));
-}
-
-__device__ __forceinline__ void storeFloat(float* p, float value)
-{
-    *p = value;
-}
-
-__device__ __forceinline__ void storeFloat(__half* p, float value)
-{
-    *p = __float2half_rn(value);
-}
+using litevit::device::loadFloat;
+using litevit::device::storeFloat;
 
 // The whole k*k sum for one pixel and the block's chunk of `count` channels, whose v planes start
 // at vChunk, each `pixels` apart. With kFullChunk (every chunk of ELSA's 32-channel heads) all

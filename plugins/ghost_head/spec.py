@@ -20,6 +20,8 @@ from ..kernels import (
     KernelSpec,
     Launch,
     ceil_div,
+    is_known,
+    may_equal,
     plane_launch,
 )
 
@@ -55,21 +57,21 @@ def _attributes(attrs: Mapping[str, Any]) -> tuple[int, int, int]:
 
 
 def _checked_values(shapes: Sequence[tuple[int, ...]], heads: int, kernel_size: int) -> tuple[int, ...]:
-    """v's shape, after the checks of ``GhostHeadOp::checkInputs``."""
+    """v's shape, after the checks of ``GhostHeadOp::checkInputs`` (dims not known yet pass)."""
     if len(shapes) != 4:
         raise ValueError(f"GhostHead takes 4 inputs (v, attn, ghost_mul, ghost_add); got {len(shapes)}.")
     v, attn, ghost_mul, ghost_add = (tuple(int(d) for d in shape) for shape in shapes)
     if len(v) != 4:
         raise ValueError(f"GhostHead: v must be (B, C, H, W); got {v}.")
     batch, channels, height, width = v
-    if channels % heads:
+    if is_known(channels) and channels % heads:
         raise ValueError(f"GhostHead: heads ({heads}) must divide the {channels} channels of v.")
     expected_attn = (batch, heads * kernel_size**2, height, width)
-    if attn != expected_attn:
+    if not may_equal(expected_attn, attn):
         raise ValueError(f"GhostHead: attn must be {expected_attn} (B, heads*k*k, H, W); got {attn}.")
     expected_ghost = (channels, kernel_size, kernel_size)
     for name, shape in (("ghost_mul", ghost_mul), ("ghost_add", ghost_add)):
-        if shape != expected_ghost:
+        if not may_equal(expected_ghost, shape):
             raise ValueError(f"GhostHead: {name} must be {expected_ghost} (C, k, k); got {shape}.")
     return v
 
@@ -90,8 +92,12 @@ def launch(shapes: Sequence[tuple[int, ...]], attrs: Mapping[str, Any]) -> Launc
     """grid (plane blocks, G * channel chunks per head, B), scalars (C, H, W, G, k, d)."""
     heads, kernel_size, dilation = _attributes(attrs)
     v = _checked_values(shapes, heads, kernel_size)
-    if min(v) < 0:
+    if not all(map(is_known, v)):
         raise ValueError(f"GhostHead cannot launch for v with negative dims; got {v}.")
+    for name, shape in zip(("attn", "ghost_mul", "ghost_add"), shapes[1:]):
+        dims = tuple(int(d) for d in shape)
+        if not all(map(is_known, dims)):
+            raise ValueError(f"GhostHead cannot launch for {name} with negative dims; got {dims}.")
     batch, channels, height, width = v
     channel_blocks = heads * ceil_div(channels // heads, CHANNELS_PER_THREAD)
     if batch > MAX_GRID_YZ or channel_blocks > MAX_GRID_YZ:

@@ -56,11 +56,7 @@ AttributeMap RasaOp::attributes() const
 
 void RasaOp::checkInputs(const std::vector<Shape>& inputs) const
 {
-    if (inputs.size() != static_cast<size_t>(kNumInputs))
-    {
-        throw std::invalid_argument(
-            "RASA takes 2 inputs (q, weight); got " + std::to_string(inputs.size()) + ".");
-    }
+    core::requireInputCount(kName, {"q", "weight"}, inputs);
     const std::vector<int64_t>& q = inputs[0].dims;
     const std::vector<int64_t>& weight = inputs[1].dims;
     if (q.size() != 4)
@@ -68,7 +64,7 @@ void RasaOp::checkInputs(const std::vector<Shape>& inputs) const
         throw std::invalid_argument("RASA takes a 4-D (B, C, H, W) query; got shape " + pythonTuple(q) + ".");
     }
     const std::vector<int64_t> expectedWeight{q[1], 1, mKernelSize, mKernelSize};
-    if (weight != expectedWeight)
+    if (!core::mayEqual(expectedWeight, weight))
     {
         throw std::invalid_argument("RASA weight must have shape " + pythonTuple(expectedWeight) + " for query "
             + pythonTuple(q) + "; got " + pythonTuple(weight) + ".");
@@ -77,17 +73,14 @@ void RasaOp::checkInputs(const std::vector<Shape>& inputs) const
 
 std::vector<AffineDim> RasaOp::outputDims() const
 {
-    return {{0, 0, 1, 0}, {0, 1, 1, 0}, {0, 2, 1, 0}, {0, 3, 1, 0}};
+    return core::sameShapeAs(0, 4);
 }
 
 Launch RasaOp::launch(const std::vector<Shape>& inputs) const
 {
     checkInputs(inputs);
+    core::requireKnownDims(kName, {"a query", "a weight"}, inputs);
     const std::vector<int64_t>& q = inputs[0].dims;
-    if (std::any_of(q.begin(), q.end(), [](int64_t d) { return d < 0; }))
-    {
-        throw std::invalid_argument("RASA cannot launch for a query with negative dims; got " + pythonTuple(q) + ".");
-    }
     const int64_t batch = q[0];
     const int64_t channels = q[1];
     const int64_t height = q[2];
@@ -120,8 +113,8 @@ std::vector<std::array<int64_t, 4>> RasaOp::outputsOfThread(
     // rasa_kernel.cu, rasaOutput(): scalars (C, H, W, ...), pixel from x, channel y, batch z.
     const int64_t height = launch.scalars.at(1);
     const int64_t width = launch.scalars.at(2);
-    const int64_t pixel = int64_t{block[0]} * launch.block[0] + thread[0];
-    if (pixel >= height * width)
+    const int64_t pixel = core::planePixel(launch, block, thread, height * width);
+    if (pixel < 0)
     {
         return {};
     }

@@ -25,31 +25,18 @@ public:
     // Threads per block at most; rasa_kernel.cu declares the same __launch_bounds__.
     static constexpr int kMaxThreadsPerBlock = 256;
 
-    // The node attributes the plugin reads. The exported node also carries `channels` (the group
-    // count of its ONNX function body's Conv); the plugin takes C from q's shape instead.
+    // The exported node also carries `channels` (the group count of its ONNX function body's
+    // Conv); the plugin takes C from q's shape instead.
     static const std::vector<std::string>& attributeNames();
-
-    // Throws std::invalid_argument (one sentence) for a missing or invalid attribute.
     static RasaOp fromAttributes(const AttributeMap& attributes);
     AttributeMap attributes() const;
-
-    // Throws std::invalid_argument naming the bad shape.
     void checkInputs(const std::vector<Shape>& inputs) const;
-
     // (B, C, H, W) of q.
     std::vector<AffineDim> outputDims() const;
-
-    // One thread per output element: grid (ceil(H*W / threads), C, B), block (threads, 1, 1) with
-    // threads <= kMaxThreadsPerBlock a multiple of 32 spreading a plane evenly over its blocks; no
-    // dynamic shared memory; scalars (C, H, W, k, number of dilations, kMaxDilations dilation
-    // slots). Throws std::invalid_argument for shapes checkInputs refuses, negative dims, sizes
-    // beyond the CUDA grid (C or B > 65535) and beyond the kernel's int32 indexing (H*W, k*k,
-    // max(H, W) + (k/2) * max dilation >= 2^31).
+    // One thread per output element: grid (ceil(H*W / threads), C, B), block (threads, 1, 1)
+    // (core::planeLaunch); scalars (C, H, W, k, number of dilations, kMaxDilations dilation slots).
+    // Limits: C and B <= 65535 (CUDA grid); H*W, k*k, max(H, W) + (k/2) * max dilation < 2^31 (int32).
     Launch launch(const std::vector<Shape>& inputs) const;
-
-    // The output elements (b, c, y, x) that thread `thread` of block `block` writes, computed from
-    // `launch` exactly as the kernel computes them (none for the idle threads of a plane's last
-    // block). Lets the tests check that a launch covers every output element exactly once.
     static std::vector<std::array<int64_t, 4>> outputsOfThread(
         const Launch& launch, const std::array<uint32_t, 3>& block, const std::array<uint32_t, 3>& thread);
 

@@ -15,8 +15,10 @@
 // LVT's k = 3) and shared by all dilations, and the centre tap, common to all dilations, is read
 // once.
 //
-// Compiles with nvcc and NVRTC: the device side includes only <cuda_fp16.h>.
+// Compiles with nvcc and NVRTC: the device side includes only <cuda_fp16.h> (and kernel_io.h).
 #include <cuda_fp16.h>
+
+#include "../common/kernel_io.h"
 
 namespace
 {
@@ -24,25 +26,8 @@ namespace
 // The dilations travel as this many int32 kernel arguments (RasaOp::kMaxDilations), unused ones 0.
 constexpr int kMaxDilations = 8;
 
-__device__ __forceinline__ float loadFloat(const float* p)
-{
-    return __ldg(p);
-}
-
-__device__ __forceinline__ float loadFloat(const __half* p)
-{
-    return __half2float(__ldg(p));
-}
-
-__device__ __forceinline__ void storeFloat(float* p, float value)
-{
-    *p = value;
-}
-
-__device__ __forceinline__ void storeFloat(__half* p, float value)
-{
-    *p = __float2half_rn(value);
-}
+using litevit::device::loadFloat;
+using litevit::device::storeFloat;
 
 __device__ __forceinline__ float silu(float x)
 {

@@ -18,6 +18,8 @@ from ..kernels import (
     AffineDim,
     KernelSpec,
     Launch,
+    is_known,
+    may_equal,
     plane_launch,
 )
 
@@ -54,14 +56,14 @@ def _attributes(attrs: Mapping[str, Any]) -> tuple[list[int], int]:
 
 
 def _checked_query(shapes: Sequence[tuple[int, ...]], kernel_size: int) -> tuple[int, ...]:
-    """q's shape, after the checks of ``RasaOp::checkInputs``."""
+    """q's shape, after the checks of ``RasaOp::checkInputs`` (dims not known yet pass)."""
     if len(shapes) != 2:
         raise ValueError(f"RASA takes 2 inputs (q, weight); got {len(shapes)}.")
     q, weight = (tuple(int(d) for d in shape) for shape in shapes)
     if len(q) != 4:
         raise ValueError(f"RASA takes a 4-D (B, C, H, W) query; got shape {q}.")
     expected_weight = (q[1], 1, kernel_size, kernel_size)
-    if weight != expected_weight:
+    if not may_equal(expected_weight, weight):
         raise ValueError(f"RASA weight must have shape {expected_weight} for query {q}; got {weight}.")
     return q
 
@@ -82,8 +84,11 @@ def launch(shapes: Sequence[tuple[int, ...]], attrs: Mapping[str, Any]) -> Launc
     """One thread per output element: grid (plane blocks, C, B), scalars (C, H, W, k, n, 8 dilation slots)."""
     dilations, kernel_size = _attributes(attrs)
     q = _checked_query(shapes, kernel_size)
-    if min(q) < 0:
+    if not all(map(is_known, q)):
         raise ValueError(f"RASA cannot launch for a query with negative dims; got {q}.")
+    weight = tuple(int(d) for d in shapes[1])
+    if not all(map(is_known, weight)):
+        raise ValueError(f"RASA cannot launch for a weight with negative dims; got {weight}.")
     batch, channels, height, width = q
     if batch > MAX_GRID_YZ or channels > MAX_GRID_YZ:
         raise ValueError(

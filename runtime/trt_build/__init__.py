@@ -10,19 +10,21 @@ sidecar before loading an engine and refuses one built for another TensorRT or G
 
 A module a concern:
 
-==================  ===========================================================================
-``features``        every difference between TensorRT versions, decided in one place
-                    (:class:`TrtFeatures`, from the installed ``tensorrt.__version__``)
-``plugins``         which plugin library to use and loading it into TensorRT's registry
-``routing``         plugin, function body or inline ops per litevit op; the graph's kind
-``profiles``        optimisation profiles from ``--shapes`` or the manifest's dynamic axes
-``tensorrt_log``    TensorRT's log, captured; failures as their first ERROR line
-``calibration``     implicit INT8: entropy calibrator and the litevit-keyed cache
-``parity``          the engine against ONNX Runtime on the same input
-``sidecar``         ``ENGINE.json``, and the checks made before an engine is loaded
-``build``           the build, for an ONNX file or an artefact folder
-``cli``             ``litevit build``
-==================  ===========================================================================
+===================  ===========================================================================
+``features``         every difference between TensorRT versions, decided in one place
+                     (:class:`TrtFeatures`, from the installed ``tensorrt.__version__``)
+``plugins``          which plugin library to use and loading it into TensorRT's registry
+``routing``          plugin, function body or inline ops per litevit op; the graph's kind
+``parser_coverage``  every node against the release's ONNX parser (``onnx_parser_support.json``:
+                     onnx-tensorrt's operators.md per release), before TensorRT sees the graph
+``profiles``         optimisation profiles from ``--shapes`` or the manifest's dynamic axes
+``tensorrt_log``     TensorRT's log, captured; failures as their first ERROR line
+``calibration``      implicit INT8: entropy calibrator and the litevit-keyed cache
+``parity``           the engine against ONNX Runtime on the same input
+``sidecar``          ``ENGINE.json``, and the checks made before an engine is loaded
+``build``            the build, for an ONNX file or an artefact folder
+``cli``              ``litevit build``
+===================  ===========================================================================
 
 The package imports without TensorRT: ``tensorrt`` is imported inside the functions that talk
 to it.
@@ -66,6 +68,7 @@ from litevit.runtime.trt_build.routing import OpRoute, ParserInput, graph_kind, 
 from litevit.runtime.trt_build.sidecar import (
     ENGINE_FORMAT,
     describe_target,
+    engine_max_batch,
     engine_mismatch,
     read_engine_sidecar,
     rebuild_command,
@@ -98,6 +101,7 @@ __all__ = [
     "compare_outputs",
     "configure_build_parser",
     "describe_target",
+    "engine_max_batch",
     "engine_mismatch",
     "engine_parity",
     "graph_kind",

@@ -16,7 +16,7 @@ import onnx
 from litevit._compat import remove_suffix
 from litevit._deps import require
 from litevit._io import ensure_writable_dir, sha256_file, write_bytes, write_json
-from litevit.artifacts import MANIFEST, graph_file, read_manifest
+from litevit.artifacts import MANIFEST, file_sha256, graph_file, read_manifest, verified_file
 from litevit.errors import LitevitError
 from litevit.runtime import environment, runners
 from litevit.runtime.trt_build.calibration import (
@@ -27,6 +27,7 @@ from litevit.runtime.trt_build.calibration import (
 )
 from litevit.runtime.trt_build.features import TrtFeatures
 from litevit.runtime.trt_build.parity import engine_parity, format_parity, parity_reference
+from litevit.runtime.trt_build.parser_coverage import TRT_TARGET_KEY, require_parser_support, target_notice
 from litevit.runtime.trt_build.plugins import (
     load_plugin_library,
     plugin_library_path,
@@ -179,6 +180,11 @@ def build_engine(
         )
         cache = CalibrationCache(cache_path, calibration_key)
         calibration = ImplicitCalibration(cache, calibrator_batches, cache.read())
+        if features.int8_calibrators_deprecated:
+            log(
+                f"note: TensorRT {features.version} deprecates implicit INT8 calibration (removed in 11); "
+                f"the Q/DQ graph (--int8-mode qdq) builds on every release"
+            )
     shape_ranges = optimisation_profiles(model, manifest, profiles or {})
     library = plugin_library_path(plugin_library)
     if library is not None:
@@ -186,10 +192,17 @@ def build_engine(
     parser_input = route_custom_ops(model, features, library, plugin_registered)
     for route in parser_input.routes:
         log(route.line)
+    target = (manifest or {}).get("trt_target") or graph_metadata(model, TRT_TARGET_KEY)
+    notice = target_notice(target, trt.__version__, source.name)
+    if notice is not None:
+        log(notice)
+    # Every node against this release's parser, before TensorRT sees the graph.
+    require_parser_support(parser_input.model, trt.__version__, graph=source.name, routes=parser_input.routes)
 
     captured = CapturedLog()
     logger = capturing_logger(captured)
-    # TensorRT's own plugins: the 8.x parser implements some standard ops with them.
+    # TensorRT's own plugins, before the parser looks for any: the 8.x parser implements some
+    # standard ops with them, and graphs may name one (ROIAlign_TRT).
     trt.init_libnvinfer_plugins(logger, "")
     builder = trt.Builder(logger)
     log_path = engine_path.with_name(engine_path.name + ".log")
@@ -238,6 +251,7 @@ def build_engine(
         "int8_mode": int8_mode if precision == "int8" else None,
         "builder_flags": flag_names,
         "parser_flags": parser_input.parser_flags,
+        "trt_target": target,
         "profiles": [{name: shapes.as_dict() for name, shapes in shape_ranges.items()}],
         "workspace_mb": workspace_mb,
         "dla_core": dla_core,
@@ -246,7 +260,7 @@ def build_engine(
         "source": {
             "onnx": source.name,
             "path": str(source.resolve()),
-            "sha256": sha256_file(source),
+            "sha256": file_sha256(source),
             "graph": kind,
             "model": manifest["model"] if manifest else graph_metadata(model, "litevit.model"),
             "artifact": str(source.parent.resolve()) if manifest else None,
@@ -364,7 +378,10 @@ def artifact_manifest_for(onnx_path: Path) -> dict[str, Any] | None:
     if not (onnx_path.parent / MANIFEST).is_file():
         return None
     manifest = read_manifest(onnx_path.parent)
-    return manifest if onnx_path.name in manifest["files"] else None
+    if onnx_path.name not in manifest["files"]:
+        return None
+    verified_file(onnx_path.parent, manifest, onnx_path.name)
+    return manifest
 
 
 def artifact_graph(
@@ -373,10 +390,10 @@ def artifact_graph(
     """Which of the artefact's graphs a build needs: FP32 for fp32, weakly typed fp16 (+ FP16
     flag) and implicit INT8; the FP16 graph for strongly typed fp16; the Q/DQ graph for INT8."""
     if precision == "fp16" and strong:
-        return graph_file(folder, dict(manifest), "fp16", verify=True)
+        return graph_file(folder, dict(manifest), "fp16")
     if precision == "int8" and int8_mode == "qdq":
-        return graph_file(folder, dict(manifest), "int8", verify=True)
-    return graph_file(folder, dict(manifest), "fp32", verify=True)
+        return graph_file(folder, dict(manifest), "int8")
+    return graph_file(folder, dict(manifest), "fp32")
 
 
 def build_artifact(
@@ -413,7 +430,7 @@ def build_artifact(
         shape = optimisation_profiles(model, manifest, profiles or {})[graph_inputs(model)[0][0]].opt
         if calib is None:
             raise LitevitError("implicit INT8 needs calibration images: pass --calib DIR.")
-        batches, key = implicit_calibration_batches(manifest, calib, shape, sha256_file(source))
+        batches, key = implicit_calibration_batches(manifest, calib, shape, file_sha256(source))
     return build_engine(
         source,
         engine,

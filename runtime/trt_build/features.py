@@ -28,8 +28,11 @@ class TrtFeatures:
     NetworkDefinitionCreationFlag.    9.0 <= v < 11 (opt-in)       NvInfer.h on release/9.0 (first
     STRONGLY_TYPED                                                 with kSTRONGLY_TYPED); 11.0:
                                                                    always strong, flag deprecated
-    implicit INT8 calibrators         < 11                         IInt8Calibrator removed in 11.0
-    (IInt8EntropyCalibrator2)                                      (support policy; 10.1 deprecated)
+    implicit INT8 calibrators         < 11 (deprecated >= 10.1)    IInt8Calibrator removed in 11.0
+    (IInt8EntropyCalibrator2)                                      (support policy); the bindings
+                                                                   deprecate int8_calibrator and
+                                                                   set_calibration_profile from
+                                                                   10.1 (python/src at v10.3.0)
     parser runs model-local ONNX      >= 9.0                       onnx-tensorrt LocalFunction-
     function bodies                                                Importer; 8.5/8.6 have none
     plugin over function body         10.7-10.14: if registered;   CHANGELOG 10.7 ("prioritizes
@@ -55,6 +58,7 @@ class TrtFeatures:
     strongly_typed_flag: bool
     always_strongly_typed: bool
     int8_calibrators: bool
+    int8_calibrators_deprecated: bool
     plugin_precedence: PluginPrecedence
     registry_load_library: bool
     registry_get_creator: bool
@@ -86,6 +90,7 @@ class TrtFeatures:
             strongly_typed_flag=(9, 0) <= v < (11, 0),
             always_strongly_typed=v >= (11, 0),
             int8_calibrators=v < (11, 0),
+            int8_calibrators_deprecated=(10, 1) <= v < (11, 0),
             plugin_precedence=precedence,
             registry_load_library=v >= (8, 6),
             registry_get_creator=v >= (10, 0),

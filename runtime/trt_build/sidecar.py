@@ -4,7 +4,7 @@ TensorRT version or GPU is refused in one sentence)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,16 @@ def read_engine_sidecar(engine: Path) -> dict[str, Any] | None:
     if not isinstance(sidecar, dict) or sidecar.get("format") != ENGINE_FORMAT:
         raise LitevitError(f"{str(path)!r} is not a litevit engine sidecar ({ENGINE_FORMAT}).")
     return sidecar
+
+
+def engine_max_batch(sidecar: Mapping[str, Any] | None, inputs: Sequence[str]) -> int | None:
+    """The largest batch every one of ``inputs`` takes in the engine's optimisation profile (axis
+    0 of each profile's max shape), or None without a sidecar or a profile."""
+    if sidecar is None or not sidecar.get("profiles"):
+        return None
+    profile = sidecar["profiles"][0]
+    limits = [int(profile[name]["max"][0]) for name in inputs if name in profile and profile[name]["max"]]
+    return min(limits) if limits else None
 
 
 def describe_target(tensorrt: str | None, gpu: Mapping[str, Any]) -> str:

@@ -167,8 +167,32 @@ def test_trtexec_hint_names_both_inputs_and_the_canvas_range(tmp_path):
 
     spec = GraphSpec((800, 1344), 1, True, True, 17, "function")
     hint = trt_build_hint(
-        tmp_path, "lvt_panoptic_fpn", spec, ["fp16"], True, {"min": [64, 64], "max": [1344, 1344]}
+        tmp_path, "lvt_panoptic_fpn", spec, ["fp16"], True, {"min": [64, 64], "max": [1344, 1344]}, True
     )
     assert "--minShapes=input:1x3x64x64,image_shapes:1x4" in hint
     assert "--optShapes=input:1x3x800x1344,image_shapes:1x4" in hint
     assert "--maxShapes=input:8x3x1344x1344,image_shapes:8x4" in hint
+    batch_only = trt_build_hint(
+        tmp_path, "elsa_swin_tiny_mask_rcnn", GraphSpec((800, 1344), 2, True, False, 17, "function"),
+        ["fp16"], True, None, True,
+    )  # fmt: skip
+    assert "--minShapes=input:1x3x800x1344,image_shapes:1x4" in batch_only
+    assert "--maxShapes=input:8x3x800x1344,image_shapes:8x4" in batch_only
+
+
+@pytest.mark.parametrize("name", ["shapes_mask_rcnn", "shapes_panoptic_fpn"])
+def test_detector_graphs_pass_the_parser_coverage_of_every_release(detector_artifact, name):
+    """Every TensorRT release litevit supports parses every node (types and restrictions included):
+    RoiAlign, NonMaxSuppression, constant-K TopK, no integer Clip/ReduceSum, no integer or bool
+    ConstantOfShape; on 8.5 after the --trt 8.5 rewrite of LayerNormalization (the backbones')."""
+    from litevit.export.trt_target import adapt_for_target
+    from litevit.runtime.trt_build.parser_coverage import TARGET_RELEASES, unsupported_nodes
+
+    folder = detector_artifact(name)
+    manifest = _manifest(folder)
+    for file_name in manifest["files"]:
+        graph = onnx.load(folder / file_name)
+        for release in TARGET_RELEASES:
+            adapted, _ = adapt_for_target(graph, release)
+            problems = unsupported_nodes(adapted, release)
+            assert not problems, (file_name, release, [p.describe() for p in problems[:3]])

@@ -23,7 +23,6 @@ from litevit.export.onnx_export import (
     apply_ops_mode,
     custom_nodes,
     for_onnxruntime,
-    output_names,
     torch_to_onnx,
     validate,
 )
@@ -57,12 +56,11 @@ ONE_INPUT_MODELS = [
 
 
 @pytest.mark.parametrize("name", ONE_INPUT_MODELS)
-def test_every_model_exports_in_every_ops_mode_with_dynamic_axes(name):
+def test_every_model_exports_in_every_ops_mode_with_dynamic_axes(name, smoke_export):
     module = _smoke_module(name)
     cfg = module.cfg
     segmentation = cfg.task == "segmentation"
-    spec = GraphSpec((64, 64), 1, True, segmentation, 17, "function")
-    graph = torch_to_onnx(module, spec, output_names(cfg.task, "labels"))
+    graph = smoke_export(name)  # 64x64, dynamic batch (and H x W for segmenters), opset 17
     assert {n.op_type for n in custom_nodes(graph)} == EXPECTED_CUSTOM_OPS.get(name, set())
     for node in custom_nodes(graph):
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}

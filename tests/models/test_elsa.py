@@ -22,7 +22,7 @@ from litevit.models.elsa import ELSA, SwinBlock, WindowAttention, relative_posit
 VARIANTS = ("elsa_swin_tiny", "elsa_swin_small", "elsa_swin_base")
 KEYS_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "keys"
 REDUCED = get_model_cfg("elsa_swin_tiny").smoke_arch
-# models.md section 2.3, "Params, measured" (millions).
+# docs/model-figures.md, ELSA-Swin, "measured params" (millions).
 MEASURED_PARAMS_M = {"elsa_swin_tiny": 29.141, "elsa_swin_small": 52.875, "elsa_swin_base": 92.682}
 
 

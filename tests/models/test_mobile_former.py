@@ -29,7 +29,7 @@ KEYS_DIR = Path(__file__).parents[1] / "fixtures" / "keys"
 VARIANTS = ["26m", "52m", "96m", "151m", "214m", "294m", "508m"]
 
 # Parameter counts measured by instantiating the official AAboys/MobileFormer classes
-# (models.md §4.3: 3.233 / 3.469 / 4.585 / 7.596 / 9.426 / 11.423 / 13.977 M).
+# (docs/model-figures.md, Mobile-Former: 3.233 / 3.469 / 4.585 / 7.596 / 9.426 / 11.423 / 13.977 M).
 OFFICIAL_PARAMS = {
     "26m": 3_232_788,
     "52m": 3_469_092,
@@ -64,7 +64,7 @@ def test_reduced_config_forward_shapes(variant):
         logits = model(x)
         pre = model.forward_head((features, tokens), pre_logits=True)
     assert features.shape == (2, 24, 8, 8)  # stem /2, two stride-2 blocks
-    assert tokens.shape == (2, 2, 32)
+    assert tokens.shape == (2, TINY["token_num"], TINY["token_dim"])
     assert pre.shape == (2, 64)
     assert logits.shape == (2, 10)
     assert torch.isfinite(logits).all()

@@ -204,7 +204,7 @@ def test_corrupted_key_list_is_refused(name: str) -> None:
     assert "backbone.layers.3.ffn.layers.0.9.weight" in str(err.value)
 
 
-# Measured on the official classes (models.md section 3.6): backbone + head parameters.
+# Measured on the official classes (docs/model-figures.md, SegViT): backbone + head parameters.
 FULL_PARAMS_M = {
     "segvit_vit_b_ade": (86.43, 22.30),
     "segvit_vit_l_ade": (304.74, 39.57),

@@ -129,6 +129,17 @@ def test_nvrtc_refuses_a_warning_and_reports_the_first_error(tmp_path: Path) -> 
     assert "undeclared" in info.value.log
 
 
+@needs_nvrtc
+def test_nvrtc_leaves_the_interpreter_s_shared_bytes_alone(tmp_path: Path) -> None:
+    # Proves: a clean compile (NVRTC's log is one NUL byte) writes into a buffer of its own. Written
+    # into b" " * 1, which is the interpreter's one shared b" ", it made every b" " in the process
+    # b"\x00", after which torch.load failed ("record size ... does not match expected size").
+    source = tmp_path / "clean.cu"
+    source.write_text('extern "C" __global__ void k(float* out) { out[0] = 1.0f; }\n')
+    assert nvrtc_compile(source, "sm_87").log == ""
+    assert bytes([32])[0] == 32  # the shared one-byte object (b" "[0] would be folded to 32 at compile time)
+
+
 def test_gxx_refuses_a_warning(tmp_path: Path) -> None:
     source = tmp_path / "warns.cpp"
     source.write_text("int main() { int unused; return 0; }\n")

@@ -180,6 +180,27 @@ _ATTRS = {"heads": [3], "kernel_size": [3], "dilation": [1]}
             node((2, -12, 6, 5), 3, 3, 1)[0],
             "GhostHead cannot launch for v with negative dims; got (2, -12, 6, 5).",
         ),
+        # Engine build time: -1 is a dim only the run time knows; what is known is checked.
+        (
+            _ATTRS,
+            node((-1, 14, -1, -1), 3, 3, 1)[0],
+            "GhostHead: heads (3) must divide the 14 channels of v.",
+        ),
+        (
+            _ATTRS,
+            [(-1, 12, -1, -1), (-1, 27, -1, -1), (12, 3, 3), (12, 5, 5)],
+            "GhostHead: ghost_add must be (12, 3, 3) (C, k, k); got (12, 5, 5).",
+        ),
+        (
+            _ATTRS,
+            [(-1, 12, -1, -1), (-1, 27, -1, -1), (12, 3, 3), (-1, 3, 3)],
+            "GhostHead cannot launch for v with negative dims; got (-1, 12, -1, -1).",
+        ),
+        (
+            _ATTRS,
+            [(2, 12, 6, 5), (2, 27, 6, 5), (12, 3, 3), (-1, 3, 3)],
+            "GhostHead cannot launch for ghost_add with negative dims; got (-1, 3, 3).",
+        ),
     ],
 )
 def test_plugin_refusals_agree(

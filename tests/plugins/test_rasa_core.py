@@ -154,6 +154,17 @@ def test_refusals_are_the_references_sentences(
             [(-1, 4, 8, 8), (4, 1, 3, 3)],
             "RASA cannot launch for a query with negative dims; got (-1, 4, 8, 8).",
         ),
+        # Engine build time: -1 is a dim only the run time knows; what is known is checked.
+        (
+            {"dilations": [1, 3, 5], "kernel_size": [3]},
+            [(-1, 64, -1, -1), (64, 1, 5, 5)],
+            "RASA weight must have shape (64, 1, 3, 3) for query (-1, 64, -1, -1); got (64, 1, 5, 5).",
+        ),
+        (
+            {"dilations": [1], "kernel_size": [3]},
+            [(2, 4, 8, 8), (-1, 1, 3, 3)],
+            "RASA cannot launch for a weight with negative dims; got (-1, 1, 3, 3).",
+        ),
     ],
 )
 def test_plugin_refusals_agree(

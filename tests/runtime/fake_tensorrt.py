@@ -1,16 +1,28 @@
 """A FAKE of the small TensorRT Python API subset litevit uses; TensorRT cannot be installed here.
 
-It proves litevit's logic (which calls it makes, with which flags and graphs, for which TensorRT
-version), never TensorRT's behaviour: the fake parses nothing the way TensorRT does, optimises
-nothing and has no precedence rules of its own. Its API surface follows the version it is made
-for, from the facts in ``litevit.runtime.trt_build.TrtFeatures`` and the type stubs: a member
-that version lacks is absent (``BuilderFlag.FP16`` on 11, ``load_library`` on 8.5,
-``ENABLE_PLUGIN_OVERRIDE`` before 10.15, ...), so litevit code that used it there fails a test.
+It proves litevit's own logic (which calls it makes, with which flags and graphs, for which
+TensorRT version), never TensorRT's behaviour: the fake parses nothing the way TensorRT does,
+optimises nothing and has no precedence rules of its own.
+
+**Its API surface is each release's own.** ``tensorrt_api_surface.json`` holds what the Python
+bindings of each release define, read from NVIDIA's binding sources by ``tensorrt_api.py``
+(classes, members with their keyword names, enum values, deprecations, module functions). The
+fake is written with the members litevit's code paths touch and then cut to the surface of the
+release it is made for (the newest extracted release not newer than the version asked for):
+
+* a class, function, member or enum value that release lacks is removed (``load_library`` and
+  ``OnnxParserFlag`` on 8.5, ``get_creator`` before 10.0, ``BuilderFlag.FP16``, the INT8
+  calibrator and ``get_plugin_creator`` on 11, ...), so litevit code using it there fails;
+* setting an attribute the release's class lacks raises AttributeError, as pybind11 does;
+* using a member the release deprecates is recorded in ``records.deprecated``;
+* the enums are the release's own, member by member (numbered in binding order).
 
 "Engines" are the parsed ONNX graph run by ONNX Runtime on the CPU, behind the engine/context
 API the runner uses (device memory is host memory, see :class:`FakeCuda`); a plugin "creator"
 carries an ONNX function body so that an engine using it can run. ``output_error`` perturbs
-every engine output so that parity failures can be provoked.
+every engine output so that parity failures can be provoked. ``records.events`` lists, in order,
+the calls whose order matters (TensorRT's own plugins registered, plugin libraries loaded,
+engines deserialized, graphs parsed).
 
 From 10.0 it also has the Python plugin surface (the IPluginV3 interfaces and
 IPluginCreatorV3One as empty base classes, plugin fields, ``register_creator``, the enums
@@ -22,21 +34,34 @@ from __future__ import annotations
 
 import ctypes
 import enum
-import json
+import functools
 import importlib.machinery
+import json
 import types
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import onnx
+import tensorrt_api
 
 from litevit.runtime import runners
 
-VERSIONS = ("8.5.2.2", "8.6.2.3", "10.3.0.26", "10.4.0.26", "10.8.0.43", "10.15.1.29", "11.4.0.106")
+VERSIONS = (
+    "8.5.2.2",
+    "8.6.2.3",
+    "10.3.0.26",
+    "10.4.0.26",
+    "10.8.0.43",
+    "10.13.3.9",
+    "10.15.1.29",
+    "11.4.0.106",
+)
 ENGINE_MAGIC = b"FAKE-TENSORRT-ENGINE\n"
+# Module attributes that are the fake's own (what litevit asked of it), not TensorRT's.
+FAKE_ONLY = frozenset({"records", "api_release"})
 
-_DTYPES = {"FLOAT": np.float32, "HALF": np.float16, "INT32": np.int32, "INT64": np.int64}
+_NUMPY = {"FLOAT": np.float32, "HALF": np.float16, "INT32": np.int32, "INT64": np.int64, "INT8": np.int8}
 _ONNX_DTYPES = {
     onnx.TensorProto.FLOAT: "FLOAT",
     onnx.TensorProto.FLOAT16: "HALF",
@@ -44,9 +69,23 @@ _ONNX_DTYPES = {
 }
 
 
-def _version(text: str) -> tuple[int, int]:
-    major, minor = text.split(".")[:2]
-    return int(major), int(minor)
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in text.split(".")[:2])
+
+
+@functools.cache
+def _surfaces() -> dict[str, Any]:
+    return json.loads(tensorrt_api.SURFACE.read_text())["releases"]
+
+
+def api_surface(version: str) -> tuple[str, dict[str, Any]]:
+    """The extracted release a fake of ``version`` follows (the newest not newer than it)."""
+    releases = _surfaces()
+    older = [name for name in releases if _version(name) <= _version(version)]
+    if not older:
+        raise ValueError(f"no TensorRT API surface at or below {version}")
+    name = max(older, key=_version)
+    return name, releases[name]
 
 
 class FakeCuda(runners._CudaApi):
@@ -130,6 +169,39 @@ class Records:
     calibration_batches: int = 0
     calibration_cache_read: list[bytes | None] = field(default_factory=list)
     deserialized: int = 0
+    # Calls whose order matters: "init_libnvinfer_plugins", "load_library", "deserialize", "parse".
+    events: list[str] = field(default_factory=list)
+    # "Class.member" of every deprecated member litevit used.
+    deprecated: list[str] = field(default_factory=list)
+
+
+class _Bound:
+    """A class the bindings define: no attribute it lacks can be set (pybind11 classes have no
+    instance dict); Python subclasses (litevit's loggers, calibrators, plugins) may add their own."""
+
+    _trt_name = ""
+    _allowed: frozenset[str] = frozenset()
+    _deprecated: frozenset[str] = frozenset()
+    _records: Records | None = None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        cls = type(self)
+        if not name.startswith("_") and "_trt_name" in cls.__dict__:
+            if name not in cls._allowed:
+                raise AttributeError(f"'tensorrt.{cls._trt_name}' object has no attribute '{name}'")
+            if name in cls._deprecated and cls._records is not None:
+                cls._records.deprecated.append(f"{cls._trt_name}.{name}")
+        object.__setattr__(self, name, value)
+
+
+def _bound(name: str):
+    """Class decorator: the fake class stands for the bindings' class ``name``."""
+
+    def mark(cls):
+        cls._trt_name = name
+        return cls
+
+    return mark
 
 
 def make_tensorrt(
@@ -145,94 +217,99 @@ def make_tensorrt(
 ) -> types.ModuleType:
     """A ``tensorrt`` module for ``version``. ``plugins``: the creators a loaded plugin library
     would register, (name, version, namespace) -> the function body the fake runs for it."""
+    release, api = api_surface(version)
+    classes = api["classes"]
     trt = types.ModuleType("tensorrt")
     # A spec like an installed module's, so importlib (and torch, which probes for tensorrt) sees one.
     trt.__spec__ = importlib.machinery.ModuleSpec("tensorrt", None, origin="fake_tensorrt.py")
     trt.__version__ = version
-    v = _version(version)
     records = Records()
     trt.records = records
     creators = dict(plugins or {})
 
-    class Severity(enum.Enum):
-        INTERNAL_ERROR = 0
-        ERROR = 1
-        WARNING = 2
-        INFO = 3
-        VERBOSE = 4
+    def enum_of(name: str, scope: Any = trt) -> None:
+        """The release's enum ``name`` (``Outer.Inner`` for a nested one), if it has it."""
+        entry = classes.get(name)
+        if entry is not None and entry["kind"] == "enum":
+            setattr(
+                scope,
+                name.rsplit(".", 1)[-1],
+                enum.IntEnum(name.rsplit(".", 1)[-1], entry["values"], start=0),
+            )
 
-    class ILogger:
+    for name in (
+        "NetworkDefinitionCreationFlag",
+        "BuilderFlag",
+        "OnnxParserFlag",
+        "MemoryPoolType",
+        "DeviceType",
+        "TensorIOMode",
+        "DataType",
+        "PluginFieldType",
+        "TensorFormat",
+        "DimensionOperation",
+        "TensorRTPhase",
+    ):
+        enum_of(name)
+
+    def nptype(dtype):
+        return _NUMPY[dtype.name]
+
+    trt.nptype = nptype
+
+    # --- logging ------------------------------------------------------------------------------
+    @_bound("ILogger")
+    class ILogger(_Bound):
         def __init__(self) -> None:
             pass
 
         def log(self, severity, msg):
             raise NotImplementedError
 
-    ILogger.Severity = Severity
+    enum_of("ILogger.Severity", ILogger)
+    for value in classes["ILogger"].get("exported_values", []):
+        setattr(ILogger, value, ILogger.Severity[value])
 
+    @_bound("Logger")
     class Logger(ILogger):
-        WARNING = Severity.WARNING
-        ERROR = Severity.ERROR
-
-        def __init__(self, severity=Severity.WARNING):
+        def __init__(self, min_severity=ILogger.Severity.WARNING):
             super().__init__()
+            self.min_severity = min_severity
 
         def log(self, severity, msg):
             pass
 
     trt.ILogger, trt.Logger = ILogger, Logger
 
-    network_flags = {}
-    if v < (11, 0):
-        network_flags["EXPLICIT_BATCH"] = 0
-    if v >= (9, 0):
-        network_flags["STRONGLY_TYPED"] = 1 if v < (11, 0) else 0
-    trt.NetworkDefinitionCreationFlag = enum.IntEnum("NetworkDefinitionCreationFlag", network_flags)
-    builder_flags = {"GPU_FALLBACK": 3}
-    if v < (11, 0):
-        builder_flags.update(FP16=0, INT8=1)
-    trt.BuilderFlag = enum.IntEnum("BuilderFlag", builder_flags)
-    parser_flags = {"NATIVE_INSTANCENORM": 0}
-    if v >= (10, 15):
-        parser_flags["ENABLE_PLUGIN_OVERRIDE"] = 4
-    trt.OnnxParserFlag = enum.IntEnum("OnnxParserFlag", parser_flags)
-    trt.MemoryPoolType = enum.IntEnum("MemoryPoolType", {"WORKSPACE": 0})
-    trt.DeviceType = enum.IntEnum("DeviceType", {"GPU": 0, "DLA": 1})
-    trt.TensorIOMode = types.SimpleNamespace(INPUT="INPUT", OUTPUT="OUTPUT")
-    trt.nptype = lambda dtype: _DTYPES[dtype]
-
-    class Dims(tuple):
+    @_bound("Dims")
+    class Dims(tuple, _Bound):
         pass
 
     trt.Dims = Dims
 
     # --- plugin registry -------------------------------------------------------------------
-    class Registry:
+    python_creators: dict[tuple[str, str, str], Any] = {}
+
+    @_bound("IPluginRegistry")
+    class IPluginRegistry(_Bound):
         def __init__(self) -> None:
-            self.lookups: list[tuple[str, str, str]] = []
+            self._lookups: list[tuple[str, str, str]] = []
 
         def _find(self, name, plugin_version, namespace):
-            self.lookups.append((name, plugin_version, namespace))
+            self._lookups.append((name, plugin_version, namespace))
             key = (name, plugin_version, namespace)
             return creators.get(key) or python_creators.get(key)
 
-    if v >= (8, 6):
-
-        def load_library(self, path):
-            records.loaded_libraries.append(path)
+        def load_library(self, plugin_path):
+            records.loaded_libraries.append(plugin_path)
+            records.events.append("load_library")
             return object()
 
-        Registry.load_library = load_library
-    if v >= (10, 0):
-        Registry.get_creator = lambda self, name, plugin_version, namespace="": self._find(
-            name, plugin_version, namespace
-        )
-    else:
-        Registry.get_plugin_creator = lambda self, name, plugin_version, namespace="": self._find(
-            name, plugin_version, namespace
-        )
-    python_creators: dict[tuple[str, str, str], Any] = {}
-    if v >= (10, 0):
+        def get_creator(self, type, version, plugin_namespace=""):
+            return self._find(type, version, plugin_namespace)
+
+        def get_plugin_creator(self, type, version, plugin_namespace=""):
+            return self._find(type, version, plugin_namespace)
 
         def register_creator(self, creator, plugin_namespace=""):
             key = (creator.name, creator.plugin_version, plugin_namespace)
@@ -242,145 +319,166 @@ def make_tensorrt(
             records.registered_creators.append(key)
             return True
 
-        Registry.register_creator = register_creator
-        _add_python_plugin_api(trt)
-    registry = Registry()
+    registry = IPluginRegistry()
+    trt.IPluginRegistry = IPluginRegistry
     trt.get_plugin_registry = lambda: registry
-    trt.init_libnvinfer_plugins = lambda logger, namespace: True
+
+    def init_libnvinfer_plugins(logger, namespace):
+        records.events.append("init_libnvinfer_plugins")
+        return True
+
+    trt.init_libnvinfer_plugins = init_libnvinfer_plugins
+    _add_python_plugin_api(trt)
 
     # --- network and parser ----------------------------------------------------------------
-    class Tensor:
+    @_bound("ITensor")
+    class ITensor(_Bound):
         def __init__(self, name, shape):
             self.name, self.shape = name, Dims(shape)
 
-    class Network:
+    @_bound("INetworkDefinition")
+    class INetworkDefinition(_Bound):
         def __init__(self, flags):
-            self.flags = flags
-            self.inputs: list[Tensor] = []
-            self.model: onnx.ModelProto | None = None
+            self._flags = flags
+            self._inputs: list[ITensor] = []
+            self._model: onnx.ModelProto | None = None
 
         @property
         def num_inputs(self):
-            return len(self.inputs)
+            return len(self._inputs)
 
         def get_input(self, index):
-            return self.inputs[index]
+            return self._inputs[index]
 
-    class ParserError:
+    @_bound("ParserError")
+    class ParserError(_Bound):
         def __init__(self, text):
-            self.text = text
+            self._text = text
 
         def desc(self):
-            return self.text
+            return self._text
 
-    class OnnxParser:
+    @_bound("OnnxParser")
+    class OnnxParser(_Bound):
         def __init__(self, network, logger):
-            self.network, self.logger, self.errors = network, logger, []
+            self._network, self._logger, self._errors = network, logger, []
 
         def set_flag(self, flag):
             records.parser_flags.append(flag.name)
 
-        def parse(self, data, path=None):
-            model = onnx.load_from_string(bytes(data))
-            records.parsed.append((model, path))
+        def parse(self, model, path=None):
+            records.events.append("parse")
+            parsed = onnx.load_from_string(bytes(model))
+            records.parsed.append((parsed, path))
             for severity, text in log_on_parse or []:
-                self.logger.log(Severity[severity], text)
+                self._logger.log(ILogger.Severity[severity], text)
             if parse_fails:
-                self.errors.append(ParserError("In node 3 (importFallbackPluginImporter): UNSUPPORTED_NODE"))
+                self._errors.append(ParserError("In node 3 (importFallbackPluginImporter): UNSUPPORTED_NODE"))
                 return False
-            initializers = {t.name for t in model.graph.initializer}
-            for value in model.graph.input:
+            initializers = {t.name for t in parsed.graph.initializer}
+            for value in parsed.graph.input:
                 if value.name not in initializers:
                     dims = [
                         d.dim_value if d.HasField("dim_value") else -1
                         for d in value.type.tensor_type.shape.dim
                     ]
-                    self.network.inputs.append(Tensor(value.name, dims))
-            self.network.model = model
+                    self._network._inputs.append(ITensor(value.name, dims))
+            self._network._model = parsed
             return True
 
         @property
         def num_errors(self):
-            return len(self.errors)
+            return len(self._errors)
 
         def get_error(self, index):
-            return self.errors[index]
+            return self._errors[index]
 
-    trt.OnnxParser = OnnxParser
+    trt.ITensor, trt.INetworkDefinition, trt.ParserError, trt.OnnxParser = (
+        ITensor,
+        INetworkDefinition,
+        ParserError,
+        OnnxParser,
+    )
 
     # --- builder configuration ---------------------------------------------------------------
-    class Profile:
+    @_bound("IOptimizationProfile")
+    class IOptimizationProfile(_Bound):
         def __init__(self):
-            self.shapes = {}
+            self._shapes = {}
 
-        def set_shape(self, name, low, opt, high):
-            assert all(isinstance(d, Dims) for d in (low, opt, high))
-            self.shapes[name] = (tuple(low), tuple(opt), tuple(high))
+        def set_shape(self, input, min, opt, max):
+            assert all(isinstance(d, Dims) for d in (min, opt, max))
+            self._shapes[input] = (tuple(min), tuple(opt), tuple(max))
 
-    class TimingCache:
+    @_bound("ITimingCache")
+    class ITimingCache(_Bound):
         def __init__(self, data):
-            self.data = bytes(data)
+            self._data = bytes(data)
 
         def serialize(self):
             return b"fake-timing-cache:" + version.encode()
 
-    class Config:
+    @_bound("IBuilderConfig")
+    class IBuilderConfig(_Bound):
         def __init__(self):
+            # The release's flags, by name (the real attribute is the bit mask).
             self.flags: set[str] = set()
-            self.pools: dict[str, int] = {}
-            self.profiles: list[Profile] = []
-            self.calibration_profile = None
+            self._pools: dict[str, int] = {}
+            self._profiles: list[IOptimizationProfile] = []
+            self._calibration_profile = None
+            self._timing_cache = None
             self.default_device_type = trt.DeviceType.GPU
             self.DLA_core = -1
-            self.timing_cache = None
             records.configs.append(self)
-
-        def __setattr__(self, name, value):
-            if name == "int8_calibrator" and v >= (11, 0):
-                raise AttributeError("IBuilderConfig has no int8_calibrator in TensorRT 11")
-            object.__setattr__(self, name, value)
 
         def set_flag(self, flag):
             self.flags.add(flag.name)
 
-        def set_memory_pool_limit(self, pool, size):
-            self.pools[pool.name] = size
+        def set_memory_pool_limit(self, pool_type, pool_size):
+            self._pools[pool_type.name] = pool_size
 
         def add_optimization_profile(self, profile):
-            self.profiles.append(profile)
-            return len(self.profiles) - 1
+            self._profiles.append(profile)
+            return len(self._profiles) - 1
 
         @property
         def num_optimization_profiles(self):
-            return len(self.profiles)
+            return len(self._profiles)
 
-        def create_timing_cache(self, data):
-            return TimingCache(data)
+        def create_timing_cache(self, serialized_timing_cache):
+            return ITimingCache(serialized_timing_cache)
 
         def set_timing_cache(self, cache, ignore_mismatch):
-            if cache.data.startswith(b"other-gpu"):
+            if cache._data.startswith(b"other-gpu"):
                 return False
-            self.timing_cache = cache
+            self._timing_cache = cache
             return True
 
         def get_timing_cache(self):
-            return self.timing_cache
-
-    if v < (11, 0):
+            return self._timing_cache
 
         def set_calibration_profile(self, profile):
-            self.calibration_profile = profile
+            self._calibration_profile = profile
             return True
 
-        Config.set_calibration_profile = set_calibration_profile
+    # The bindings' int8_calibrator is a property: a class attribute lets the conformance step
+    # keep or remove it with the release's surface, like any other member.
+    IBuilderConfig.int8_calibrator = None
 
-        class IInt8EntropyCalibrator2:
-            def __init__(self):
-                pass
+    @_bound("IInt8EntropyCalibrator2")
+    class IInt8EntropyCalibrator2(_Bound):
+        def __init__(self):
+            pass
 
-        trt.IInt8EntropyCalibrator2 = IInt8EntropyCalibrator2
+    trt.IOptimizationProfile, trt.ITimingCache, trt.IBuilderConfig = (
+        IOptimizationProfile,
+        ITimingCache,
+        IBuilderConfig,
+    )
+    trt.IInt8EntropyCalibrator2 = IInt8EntropyCalibrator2
 
-    class Builder:
+    @_bound("Builder")
+    class Builder(_Bound):
         num_DLA_cores = dla_cores
 
         def __init__(self, logger):
@@ -388,31 +486,31 @@ def make_tensorrt(
 
         def create_network(self, flags=0):
             records.network_flags.append(flags)
-            return Network(flags)
+            return INetworkDefinition(flags)
 
         def create_builder_config(self):
-            return Config()
+            return IBuilderConfig()
 
         def create_optimization_profile(self):
-            return Profile()
+            return IOptimizationProfile()
 
         def build_serialized_network(self, network, config):
             for severity, text in log_on_build or []:
-                self.logger.log(Severity[severity], text)
+                self.logger.log(ILogger.Severity[severity], text)
             if build_fails:
                 return None
             calibrator = config.__dict__.get("int8_calibrator")
             if calibrator is not None:
                 _calibrate(calibrator, network, config)
             model = onnx.ModelProto()
-            model.CopyFrom(network.model)
+            model.CopyFrom(network._model)
             present = {(f.domain, f.name) for f in model.functions}
             for node in model.graph.node:
                 key = (node.op_type, _attr(node, "plugin_version", "1"), _attr(node, "plugin_namespace", ""))
                 if key in creators and (node.domain, node.op_type) not in present:
                     model.functions.append(creators[key])
                     present.add((node.domain, node.op_type))
-            profiles = config.profiles[0].shapes if config.profiles else None
+            profiles = config._profiles[0]._shapes if config._profiles else None
             return engine_bytes(model, version, profiles, output_error)
 
     def _calibrate(calibrator, network, config):
@@ -422,10 +520,10 @@ def make_tensorrt(
         records.calibration_cache_read.append(cached)
         if cached is not None:
             return
-        name = network.inputs[0].name
-        shape = tuple(network.inputs[0].shape)
-        if config.calibration_profile is not None:
-            shape = config.calibration_profile.shapes[name][1]
+        name = network._inputs[0].name
+        shape = tuple(network._inputs[0].shape)
+        if config._calibration_profile is not None:
+            shape = config._calibration_profile._shapes[name][1]
         while True:
             pointers = calibrator.get_batch([name])
             if not pointers:
@@ -438,25 +536,26 @@ def make_tensorrt(
     trt.Builder = Builder
 
     # --- runtime -------------------------------------------------------------------------------
-    class Context:
+    @_bound("IExecutionContext")
+    class IExecutionContext(_Bound):
         def __init__(self, engine):
             self.engine = engine
-            self.shapes: dict[str, tuple[int, ...]] = {}
-            self.addresses: dict[str, int] = {}
+            self._shapes: dict[str, tuple[int, ...]] = {}
+            self._addresses: dict[str, int] = {}
             self._outputs: dict[str, np.ndarray] | None = None
 
         def set_input_shape(self, name, shape):
             shape = tuple(shape)
-            ranges = self.engine.profiles.get(name)
+            ranges = self.engine._profiles.get(name)
             if ranges is not None:
                 low, _, high = ranges
                 if len(shape) != len(low) or not all(
                     a <= s <= b for a, s, b in zip(low, shape, high, strict=True)
                 ):
                     return False
-            elif shape != tuple(self.engine.static_shape(name)):
+            elif shape != tuple(self.engine._static_shape(name)):
                 return False
-            self.shapes[name] = shape
+            self._shapes[name] = shape
             self._outputs = None
             return True
 
@@ -464,101 +563,107 @@ def make_tensorrt(
             import onnxruntime as ort
 
             session = ort.InferenceSession(
-                self.engine.model.SerializeToString(), providers=["CPUExecutionProvider"]
+                self.engine._model.SerializeToString(), providers=["CPUExecutionProvider"]
             )
             outputs = session.run(None, feeds)
             names = [o.name for o in session.get_outputs()]
             results = {}
             for name, out in zip(names, outputs, strict=True):
-                if self.engine.output_error and np.issubdtype(out.dtype, np.floating):
-                    out = out + self.engine.output_error * np.abs(out).max() * np.sign(out + 1e-12)
+                if self.engine._output_error and np.issubdtype(out.dtype, np.floating):
+                    out = out + self.engine._output_error * np.abs(out).max() * np.sign(out + 1e-12)
                 results[name] = out
             return results
 
         def get_tensor_shape(self, name):
-            if name in self.shapes:
-                return Dims(self.shapes[name])
+            if name in self._shapes:
+                return Dims(self._shapes[name])
             if self._outputs is None:
-                zeros = {n: np.zeros(s, self.engine.dtype(n)) for n, s in self.shapes.items()}
+                zeros = {n: np.zeros(s, self.engine._dtype(n)) for n, s in self._shapes.items()}
                 self._outputs = self._run(zeros)
             return Dims(self._outputs[name].shape)
 
-        def set_tensor_address(self, name, address):
-            self.addresses[name] = address
+        def set_tensor_address(self, name, memory):
+            self._addresses[name] = memory
 
         def execute_async_v3(self, stream_handle):
             assert stream_handle == 1234
             feeds = {
-                name: _read_device(self.addresses[name], shape, self.engine.dtype(name))
-                for name, shape in self.shapes.items()
+                name: _read_device(self._addresses[name], shape, self.engine._dtype(name))
+                for name, shape in self._shapes.items()
             }
             for name, array in self._run(feeds).items():
-                _write_device(self.addresses[name], array)
+                _write_device(self._addresses[name], array)
             return True
 
-    class Engine:
+    @_bound("ICudaEngine")
+    class ICudaEngine(_Bound):
         def __init__(self, header, model):
-            self.model = model
-            self.profiles = {
+            self._model = model
+            self._profiles = {
                 name: tuple(tuple(s) for s in shapes) for name, shapes in header["profiles"].items()
             }
-            self.output_error = header["output_error"]
+            self._output_error = header["output_error"]
             initializers = {t.name for t in model.graph.initializer}
-            self.inputs = [value for value in model.graph.input if value.name not in initializers]
-            self.outputs = list(model.graph.output)
+            self._inputs = [value for value in model.graph.input if value.name not in initializers]
+            self._outputs = list(model.graph.output)
 
         @property
         def num_io_tensors(self):
-            return len(self.inputs) + len(self.outputs)
+            return len(self._inputs) + len(self._outputs)
 
         def _value(self, name):
-            return next(v for v in self.inputs + self.outputs if v.name == name)
+            return next(v for v in self._inputs + self._outputs if v.name == name)
 
         def get_tensor_name(self, index):
-            return (self.inputs + self.outputs)[index].name
+            return (self._inputs + self._outputs)[index].name
 
-        def static_shape(self, name):
+        def _static_shape(self, name):
             return [
                 d.dim_value if d.HasField("dim_value") else -1
                 for d in self._value(name).type.tensor_type.shape.dim
             ]
 
         def get_tensor_shape(self, name):
-            return Dims(self.static_shape(name))
+            return Dims(self._static_shape(name))
 
         def get_tensor_dtype(self, name):
-            return _ONNX_DTYPES[self._value(name).type.tensor_type.elem_type]
+            return trt.DataType[_ONNX_DTYPES[self._value(name).type.tensor_type.elem_type]]
 
-        def dtype(self, name):
-            return _DTYPES[self.get_tensor_dtype(name)]
+        def _dtype(self, name):
+            return nptype(self.get_tensor_dtype(name))
 
         def get_tensor_mode(self, name):
-            return "INPUT" if any(v.name == name for v in self.inputs) else "OUTPUT"
+            inputs = {v.name for v in self._inputs}
+            return trt.TensorIOMode.INPUT if name in inputs else trt.TensorIOMode.OUTPUT
 
         def create_execution_context(self):
-            return Context(self)
+            return IExecutionContext(self)
 
-    class Runtime:
+    @_bound("Runtime")
+    class Runtime(_Bound):
         def __init__(self, logger):
             pass
 
-        def deserialize_cuda_engine(self, data):
+        def deserialize_cuda_engine(self, serialized_engine):
+            records.events.append("deserialize")
             records.deserialized += 1
-            if not data.startswith(ENGINE_MAGIC):
+            if not serialized_engine.startswith(ENGINE_MAGIC):
                 return None
-            header_line, model_bytes = data[len(ENGINE_MAGIC) :].split(b"\n", 1)
+            header_line, model_bytes = serialized_engine[len(ENGINE_MAGIC) :].split(b"\n", 1)
             header = json.loads(header_line)
             if header["version"] != version:
                 return None
-            return Engine(header, onnx.load_from_string(model_bytes))
+            return ICudaEngine(header, onnx.load_from_string(model_bytes))
 
-    trt.Runtime = Runtime
+    trt.IExecutionContext, trt.ICudaEngine, trt.Runtime = IExecutionContext, ICudaEngine, Runtime
+    _conform(trt, api, records)
+    trt.api_release = release  # which extracted surface this fake follows (fake-only, see FAKE_ONLY)
     return trt
 
 
 def _add_python_plugin_api(trt: types.ModuleType) -> None:
-    """The TensorRT >= 10.0 classes a Python IPluginV3 plugin subclasses or builds, as plain
-    Python: empty interface bases, plugin fields, dims expressions and the enums it compares."""
+    """The classes a Python IPluginV3 plugin subclasses or builds, as plain Python: empty interface
+    bases, plugin fields and dims expressions (removed again where the release has none)."""
     for name in (
         "IPluginV3",
         "IPluginV3OneCore",
@@ -566,40 +671,35 @@ def _add_python_plugin_api(trt: types.ModuleType) -> None:
         "IPluginV3OneRuntime",
         "IPluginCreatorV3One",
     ):
-        setattr(trt, name, type(name, (), {"__init__": lambda self: None}))
-    trt.PluginFieldType = enum.Enum(
-        "PluginFieldType", "FLOAT16 FLOAT32 FLOAT64 INT8 INT16 INT32 CHAR DIMS UNKNOWN"
-    )
-    trt.DataType = enum.Enum("DataType", "FLOAT HALF INT8 INT32 BOOL")
-    trt.TensorFormat = enum.Enum("TensorFormat", "LINEAR CHW2 HWC8 CHW4 CHW16 CHW32")
-    trt.DimensionOperation = enum.Enum(
-        "DimensionOperation", "SUM PROD MAX MIN SUB EQUAL LESS FLOOR_DIV CEIL_DIV"
-    )
-    trt.TensorRTPhase = enum.Enum("TensorRTPhase", "BUILD RUNTIME")
+        setattr(trt, name, _bound(name)(type(name, (_Bound,), {"__init__": lambda self: None})))
 
     # The bindings give a field's data back as an array of its type, of the field's length.
     field_dtypes = {"INT32": np.int32, "FLOAT32": np.float32, "INT8": np.int8, "CHAR": np.int8}
 
-    class PluginField:
+    @_bound("PluginField")
+    class PluginField(_Bound):
         def __init__(self, name="", data=None, type=trt.PluginFieldType.UNKNOWN):
             self.name, self.type = name, type
             self.data = np.asarray(data if data is not None else [], dtype=field_dtypes.get(type.name))
             self.size = self.data.size
 
-    class PluginFieldCollection(list):
+    @_bound("PluginFieldCollection")
+    class PluginFieldCollection(list, _Bound):
         pass
 
-    class PluginFieldCollection_:
+    @_bound("PluginFieldCollection_")
+    class PluginFieldCollection_(_Bound):
         def __init__(self, fields):
-            self.fields = list(fields)
+            self._fields = list(fields)
 
         def __len__(self):
-            return len(self.fields)
+            return len(self._fields)
 
         def __getitem__(self, index):
-            return self.fields[index]
+            return self._fields[index]
 
-    class DimsExprs(list):
+    @_bound("DimsExprs")
+    class DimsExprs(list, _Bound):
         pass
 
     trt.PluginField, trt.PluginFieldCollection, trt.PluginFieldCollection_ = (
@@ -608,6 +708,75 @@ def _add_python_plugin_api(trt: types.ModuleType) -> None:
         PluginFieldCollection_,
     )
     trt.DimsExprs = DimsExprs
+
+
+def _members(classes: dict[str, Any], name: str) -> tuple[set[str], set[str]]:
+    """(every member of class ``name``, inherited and exported enum values included; the members
+    every binding of which is deprecated)."""
+    entry = classes.get(name) or {}
+    members = set(entry.get("members", {})) | set(entry.get("exported_values", []))
+    members |= {nested[len(name) + 1 :] for nested in classes if nested.startswith(name + ".")}
+    deprecated = {
+        member
+        for member, signatures in entry.get("members", {}).items()
+        if all(tensorrt_api.parse_signature(s)["deprecated"] for s in signatures)
+    }
+    for base in entry.get("bases", []):
+        inherited, inherited_deprecated = _members(classes, base)
+        members |= inherited
+        deprecated |= inherited_deprecated - set(entry.get("members", {}))
+    return members, deprecated
+
+
+def _conform(trt: types.ModuleType, api: dict[str, Any], records: Records) -> None:
+    """Cut the fake to the release's surface (see the module docstring)."""
+    classes = api["classes"]
+    module_names = (
+        {name for name in classes if "." not in name}
+        | set(api["functions"])
+        | set(api["attributes"])
+        | set(api["package_functions"])
+    )
+    for name in [n for n in vars(trt) if not n.startswith("_") and n not in FAKE_ONLY]:
+        if name not in module_names:
+            delattr(trt, name)
+            continue
+        value = getattr(trt, name)
+        if isinstance(value, type) and "_trt_name" in value.__dict__:
+            _conform_class(value, classes, records)
+
+
+def _conform_class(cls: type, classes: dict[str, Any], records: Records) -> None:
+    members, deprecated = _members(classes, cls._trt_name)
+    for attribute in [a for a in list(cls.__dict__) if not a.startswith("_")]:
+        if attribute not in members:
+            delattr(cls, attribute)
+        elif attribute in deprecated:
+            setattr(
+                cls, attribute, _recording(cls.__dict__[attribute], f"{cls._trt_name}.{attribute}", records)
+            )
+    cls._allowed = frozenset(members)
+    cls._deprecated = frozenset(deprecated)
+    cls._records = records
+
+
+def _recording(member: Any, name: str, records: Records) -> Any:
+    """``member`` (a function or property), recording each use in ``records.deprecated``."""
+    if isinstance(member, property):
+        getter = member.fget
+        return property(
+            (lambda self: records.deprecated.append(name) or getter(self)) if getter else None,
+            member.fset,
+        )
+    if callable(member):
+
+        @functools.wraps(member)
+        def used(*args: Any, **kwargs: Any) -> Any:
+            records.deprecated.append(name)
+            return member(*args, **kwargs)
+
+        return used
+    return member
 
 
 def _attr(node: onnx.NodeProto, name: str, default: str) -> str:

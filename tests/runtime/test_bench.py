@@ -30,7 +30,8 @@ from litevit.runtime.bench import (
 from litevit.runtime.runners import Runner, TensorInfo, TimedRegion
 from litevit.runtime.stats import STAT_KEYS
 
-QUIET = {"log": lambda s: None}
+# Small iteration counts keep these tests fast; their percentiles are not what is tested.
+QUIET = {"log": lambda s: None, "allow_few_iterations": True}
 
 
 def _export(tmp_path_factory, name, **kwargs):

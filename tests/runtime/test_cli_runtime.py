@@ -44,6 +44,7 @@ def test_bench_and_report_without_torch(artifact, tmp_path):
             "2",
             "--iters",
             "5",
+            "--allow-few-iterations",
             "--warmup",
             "1",
             "--threads",

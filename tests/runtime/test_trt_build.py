@@ -26,6 +26,7 @@ import pytest
 from onnx import TensorProto, helper
 
 import litevit._deps as deps
+from litevit.export.trt_target import adapt_for_target
 from litevit.errors import LitevitError, MissingDependencyError
 from litevit.runtime import doctor, environment, runners, trt_build
 from litevit.runtime.runners import open_runner
@@ -60,7 +61,7 @@ CSA_BODY = _function(
         helper.make_node(
             "Constant", [], ["two"], value=helper.make_tensor("v", TensorProto.FLOAT, [], [2.0])
         ),
-        helper.make_node("CastLike", ["two", "x"], ["two_like"]),
+        helper.make_node("CastLike", ["two", "x"], ["two_like"], name="csa_two_like"),
         helper.make_node("Mul", ["x", "two_like"], ["y"]),
     ],
 )
@@ -122,13 +123,19 @@ def tiny_model(kind: str = "fp32", ops: str = "function", namespace: bool = True
     return model
 
 
-def write_artifact(folder: Path, ops: str = "function", namespace: bool = True) -> Path:
-    """An artefact folder as litevit-export and the calibration step write it (manifest v1)."""
+def write_artifact(
+    folder: Path, ops: str = "function", namespace: bool = True, trt: str | None = None
+) -> Path:
+    """An artefact folder as litevit-export and the calibration step write it (manifest v1);
+    ``trt``: the graphs as ``litevit-export --trt RELEASE`` rewrites them."""
     folder.mkdir(parents=True, exist_ok=True)
     files = {}
     for kind, name in (("fp32", "tiny.onnx"), ("fp16", "tiny.fp16.onnx"), ("int8", "tiny.int8.onnx")):
         path = folder / name
-        onnx.save(tiny_model(kind, ops, namespace), path)
+        model = tiny_model(kind, ops, namespace)
+        if trt is not None:
+            model, _ = adapt_for_target(model, trt)
+        onnx.save(model, path)
         files[name] = {
             "precision": kind,
             "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
@@ -152,6 +159,7 @@ def write_artifact(folder: Path, ops: str = "function", namespace: bool = True) 
         "img_size": [8, 8],
         "batch": 1,
         "ops_mode": ops,
+        "trt_target": trt,
         "files": files,
         "calibration": {"key": "tiny-calibration-key"},
     }
@@ -201,20 +209,20 @@ def _network_flags(trt, flags: int) -> set[str]:
 
 
 # Expected facts written from the sources cited in TrtFeatures' docstring, not from the code:
-# (weak typing, STRONGLY_TYPED flag, always strong, calibrators, plugin precedence,
-#  load_library, get_creator, explicit-batch flag)
+# (weak typing, STRONGLY_TYPED flag, always strong, calibrators, calibrators deprecated,
+#  plugin precedence, load_library, get_creator, explicit-batch flag)
 VERSION_FACTS = {
-    "8.5.2.2": (True, False, False, True, "no-functions", False, False, True),
-    "8.6.2.3": (True, False, False, True, "no-functions", True, False, True),
-    "9.0.1": (True, True, False, True, "function", True, False, True),
-    "10.3.0.26": (True, True, False, True, "function", True, True, False),
-    "10.4.0.26": (True, True, False, True, "function", True, True, False),
-    "10.6.0": (True, True, False, True, "function", True, True, False),
-    "10.7.0": (True, True, False, True, "plugin-if-registered", True, True, False),
-    "10.8.0.43": (True, True, False, True, "plugin-if-registered", True, True, False),
-    "10.14.1.48": (True, True, False, True, "plugin-if-registered", True, True, False),
-    "10.15.1.29": (True, True, False, True, "plugin-if-namespaced", True, True, False),
-    "11.4.0.106": (False, False, True, False, "plugin-if-namespaced", True, True, False),
+    "8.5.2.2": (True, False, False, True, False, "no-functions", False, False, True),
+    "8.6.2.3": (True, False, False, True, False, "no-functions", True, False, True),
+    "9.0.1": (True, True, False, True, False, "function", True, False, True),
+    "10.3.0.26": (True, True, False, True, True, "function", True, True, False),
+    "10.4.0.26": (True, True, False, True, True, "function", True, True, False),
+    "10.6.0": (True, True, False, True, True, "function", True, True, False),
+    "10.7.0": (True, True, False, True, True, "plugin-if-registered", True, True, False),
+    "10.8.0.43": (True, True, False, True, True, "plugin-if-registered", True, True, False),
+    "10.14.1.48": (True, True, False, True, True, "plugin-if-registered", True, True, False),
+    "10.15.1.29": (True, True, False, True, True, "plugin-if-namespaced", True, True, False),
+    "11.4.0.106": (False, False, True, False, False, "plugin-if-namespaced", True, True, False),
 }
 
 
@@ -228,6 +236,7 @@ def test_version_decision_table(version):
         f.strongly_typed_flag,
         f.always_strongly_typed,
         f.int8_calibrators,
+        f.int8_calibrators_deprecated,
         f.plugin_precedence,
         f.registry_load_library,
         f.registry_get_creator,
@@ -273,7 +282,9 @@ def test_flags_and_graph_per_version_and_precision(
     # all, and the explicit-batch flag is passed before 10.0 only. The fake lacks the members a
     # version lacks, so using e.g. BuilderFlag.FP16 on 11 would fail here.
     trt = install_trt(version)
-    folder = write_artifact(tmp_path / "tiny", ops="inline")
+    # TensorRT 8.x has no CastLike importer (the tiny CSA body has one): export --trt 8.5 / 8.6.
+    target = version[:3] if version.startswith("8.") else None
+    folder = write_artifact(tmp_path / "tiny", ops="inline", trt=target)
     result = build_artifact(folder, precision, strongly_typed=strongly_typed, log=_quiet([]))
     ((model, path),) = trt.records.parsed
     assert model.graph.name == graph

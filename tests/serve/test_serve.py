@@ -292,7 +292,7 @@ def _close(actual: np.ndarray, expected: np.ndarray) -> None:
 def test_health_and_metadata_through_tritonclient(server):
     client = tritonhttp.InferenceServerClient(server.url)
     assert client.is_server_live() and client.is_server_ready()
-    assert client.get_server_metadata()["extensions"] == ["binary_tensor_data"]
+    assert client.get_server_metadata()["extensions"] == ["binary_tensor_data", "statistics"]
     assert client.is_model_ready("mobile_former_26m") and client.is_model_ready("lvt_seg", "1")
     assert client.get_model_metadata("mobile_former_26m") == {
         "name": "mobile_former_26m",
@@ -575,6 +575,14 @@ BAD_REQUESTS = [
         "not a decodable JPEG or PNG",
     ),
     (
+        "text file as an image",
+        "POST",
+        "/v2/models/mobile_former_26m/image",
+        b"name,score\ncat,0.9\n",
+        400,
+        "(its bytes are not any image format); send the bytes of a JPEG or PNG file",
+    ),
+    (
         "image for a non-image model",
         "POST",
         "/v2/models/toy/image",
@@ -599,7 +607,8 @@ def test_bad_requests_get_4xx_naming_the_problem(server, method, path, body, sta
     got, response_headers, raw = server.request(method, path, body, headers)
     assert got == status, raw
     assert response_headers["content-type"] == "application/json"
-    assert message in json.loads(raw)["error"]
+    error = json.loads(raw)["error"]
+    assert message in error and " at 0x" not in error  # no Python object reprs
     assert server.request("GET", "/v2/health/ready")[0] == 200
 
 
@@ -658,3 +667,132 @@ def test_sigterm_finishes_the_request_in_flight_refuses_new_ones_and_exits_0(tmp
     assert slow["status"] == 200, slow
     _close(slow["outputs"]["y"], _reference(folder, {"x": x, "index": index})["y"])
     assert "SIGTERM: finishing 1 request(s) in flight" in "".join(server.lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Triton's repository index and statistics extensions
+
+
+def test_repository_index_through_tritonclient(server):
+    client = tritonhttp.InferenceServerClient(server.url)
+    expected = [
+        {"name": name, "version": "1", "state": "READY", "reason": ""}
+        for name in ("lvt_seg", "mobile_former_26m", "toy")
+    ]
+    assert client.get_model_repository_index() == expected
+    status, _, body = server.request("POST", "/v2/repository/index", b'{"ready": true}')
+    assert status == 200 and json.loads(body) == expected
+    status, _, body = server.request("POST", "/v2/repository/index", b'{"ready": "yes"}')
+    assert status == 400 and '{"ready": true|false}' in json.loads(body)["error"]
+
+
+def test_statistics_through_tritonclient(server):
+    client = tritonhttp.InferenceServerClient(server.url)
+
+    def toy_stats() -> dict[str, Any]:
+        (stats,) = client.get_inference_statistics("toy")["model_stats"]
+        return stats
+
+    before = toy_stats()
+    for rows in (1, 3):  # one after the other: two runs, of 1 and 3 rows
+        x = np.full((rows, 8), 0.5, np.float32)
+        assert server.infer_json("toy", {"x": x, "index": np.zeros((rows, 1), np.int64)})[0] == 200
+    assert server.request("POST", "/v2/models/toy/infer", b"{not json")[0] == 400
+    after = toy_stats()
+    assert (after["name"], after["version"]) == ("toy", "1")
+    assert after["inference_count"] - before["inference_count"] == 4
+    assert after["execution_count"] - before["execution_count"] == 2
+    assert after["last_inference"] >= before["last_inference"] > 0
+    counts = {
+        key: after["inference_stats"][key]["count"] - before["inference_stats"][key]["count"]
+        for key in ("success", "fail", "queue", "compute_input", "compute_infer", "compute_output")
+    }
+    assert counts == {
+        "success": 2,
+        "fail": 1,
+        "queue": 2,
+        "compute_input": 2,
+        "compute_infer": 2,
+        "compute_output": 2,
+    }
+    assert after["inference_stats"]["compute_infer"]["ns"] > before["inference_stats"]["compute_infer"]["ns"]
+    # Each request waited for the 50 ms queue-delay window before running alone.
+    queue_ns = after["inference_stats"]["queue"]["ns"] - before["inference_stats"]["queue"]["ns"]
+    assert queue_ns >= 2 * 40_000_000
+    sizes = {entry["batch_size"]: entry for entry in after["batch_stats"]}
+    assert {1, 3} <= set(sizes) and sizes[3]["compute_infer"]["count"] >= 1
+    every = client.get_inference_statistics()["model_stats"]
+    assert [stats["name"] for stats in every] == ["lvt_seg", "mobile_former_26m", "toy"]
+    status, _, body = server.request("GET", "/v2/models/toy/versions/1/stats")
+    assert status == 200 and json.loads(body)["model_stats"][0]["name"] == "toy"
+    status, _, body = server.request("GET", "/v2/models/nope/stats")
+    assert status == 404 and "unknown model 'nope'" in json.loads(body)["error"]
+
+
+# --------------------------------------------------------------------------------------------
+# --max-batch for a TensorRT engine
+
+
+def test_max_batch_defaults_to_the_engines_profile(tmp_path, monkeypatch):
+    from test_triton_repo import _profile, write_artifact, write_engine
+
+    from litevit.errors import LitevitError
+    from litevit.serve.models import DEFAULT_MAX_BATCH, model_max_batch
+
+    artifact = write_artifact(tmp_path / "art")
+    manifest = read_manifest(artifact)
+    write_engine(artifact, "fp16", {"profiles": _profile(16)})
+    assert model_max_batch(artifact, manifest, "trt", "fp16", None) == 16
+    assert model_max_batch(artifact, manifest, "trt", "fp16", 4) == 4
+    with pytest.raises(LitevitError, match=r"--max-batch 32 is more than the largest batch \(16\)"):
+        model_max_batch(artifact, manifest, "trt", "fp16", 32)
+    assert model_max_batch(artifact, manifest, "ort", "fp16", None) == DEFAULT_MAX_BATCH
+    # Without a sidecar (an engine litevit did not build) the profile is unknown.
+    write_engine(artifact, "fp32")
+    assert model_max_batch(artifact, manifest, "trt", "fp32", None) == DEFAULT_MAX_BATCH
+
+
+def test_a_served_tensorrt_engine_batches_up_to_its_profile(tmp_path, monkeypatch):
+    # In-process with the FAKE TensorRT of tests/runtime (TensorRT cannot be installed here): the
+    # model's batcher takes the engine profile's max batch when --max-batch is left out.
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "runtime"))
+    import fake_tensorrt
+    from test_triton_repo import write_artifact
+
+    import litevit._deps as deps
+    from litevit.runtime import environment, runners
+    from litevit.serve.models import load_models
+
+    trt = fake_tensorrt.make_tensorrt("10.3.0.26")
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    for module in (deps, runners):
+        monkeypatch.setattr(module, "has", lambda name: name in {"tensorrt", "cuda.bindings"})
+    monkeypatch.setattr(runners, "_open_cuda", lambda index: fake_tensorrt.FakeCuda(index))
+    monkeypatch.setattr(environment, "gpu_facts", lambda: {})
+    artifact = write_artifact(tmp_path / "art")
+    graph = onnx.load(next(artifact.glob("*.onnx")))
+    engine = artifact / f"{read_manifest(artifact)['model']}.fp16.engine"
+    name = graph.graph.input[0].name
+    shape = [d.dim_value or 1 for d in graph.graph.input[0].type.tensor_type.shape.dim]
+    profile = {name: ([1, *shape[1:]], [2, *shape[1:]], [6, *shape[1:]])}
+    engine.write_bytes(fake_tensorrt.engine_bytes(graph, "10.3.0.26", profile))
+    sidecar = {
+        "format": "litevit.engine/1",
+        "tensorrt": "10.3.0.26",
+        "profiles": [{name: {"min": profile[name][0], "opt": profile[name][1], "max": profile[name][2]}}],
+    }
+    (artifact / f"{engine.name}.json").write_text(json.dumps(sidecar))
+    models, _ = load_models(
+        [artifact],
+        backend="trt",
+        precision="fp16",
+        threads=None,
+        instances=1,
+        max_batch=None,
+        max_queue_delay_ms=1.0,
+    )
+    try:
+        (model,) = models
+        assert model.batcher.max_batch == 6 and model.axis.kind == "dynamic"
+    finally:
+        models[0].batcher.stop()

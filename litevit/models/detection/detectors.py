@@ -174,7 +174,7 @@ class RoIHead(nn.Module):
         detected class (a cascade averages its stages' sigmoids, mmdet ``merge_aug_masks``)."""
         batch, count = labels.shape
         pooled = roi_features(features, boxes, self.cfg.roi_strides, 14)
-        channel = labels.clamp(min=0).reshape(-1, 1, 1, 1)
+        channel = torch.where(labels < 0, 0, labels).reshape(-1, 1, 1, 1)  # Clip takes floats in TensorRT
         probabilities = []
         for head in self.mask_heads:
             logits = head(pooled)
@@ -279,7 +279,7 @@ class TwoStageDetector(nn.Module):
             det_boxes,
             torch.where(found, det_scores, 0.0),
             det_labels.to(torch.int32),
-            found.sum(dim=1, dtype=torch.int32),
+            found.to(torch.float32).sum(dim=1).to(torch.int32),  # TensorRT 8.x sums floats only
         )
         if self.mask_output == "roi" and det.panoptic is None:
             return (*outputs, torch.where(found[..., None, None], probabilities, 0.0))

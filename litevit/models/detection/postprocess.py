@@ -75,9 +75,15 @@ def topk_padded(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tenso
     return torch.cat([scores, padding], dim=1).topk(k, dim=1)
 
 
+def clamp_index(indices: torch.Tensor, high: Any) -> torch.Tensor:
+    """``min(indices, high)`` for integer indices, written as ``Where``: TensorRT's ``Clip`` takes
+    float tensors only."""
+    return torch.where(indices > high, high, indices)
+
+
 def gather_rows(values: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
     """``values[b, indices[b]]`` for (B, N, ...) values and (B, K) indices (out-of-range: clamped)."""
-    indices = indices.clamp(max=values.shape[1] - 1)
+    indices = clamp_index(indices, values.shape[1] - 1)
     expanded = indices.reshape(*indices.shape, *([1] * (values.ndim - 2))).expand(
         *indices.shape, *values.shape[2:]
     )
@@ -159,13 +165,13 @@ def rpn_proposals(
         level_deltas = delta.permute(0, 2, 3, 1).reshape(batch, -1, 4)
         anchors = grid_anchors(height, width, stride, scales, ratios, logit)
         top_scores, top_index = topk_padded(scores, cfg.nms_pre)
-        top_anchors = anchors[top_index.clamp(max=anchors.shape[0] - 1)]
+        top_anchors = anchors[clamp_index(top_index, anchors.shape[0] - 1)]
         boxes = decode_boxes(
             top_anchors, gather_rows(level_deltas, top_index), (1.0, 1.0, 1.0, 1.0), image_hw
         )
         level_scores.append(top_scores)
         level_boxes.append(boxes)
-        level_ids.append(torch.full_like(top_index, level))
+        level_ids.append(top_index * 0 + level)  # not full_like: no int ConstantOfShape (TensorRT 8.x)
     scores = torch.cat(level_scores, dim=1)
     boxes = torch.cat(level_boxes, dim=1)
     valid = scores > INVALID_SCORE
@@ -315,25 +321,29 @@ def panoptic_fusion(
     masks = masks & found[..., None, None]
     # Lay the masks in score order: an instance is kept if at most mask_overlap of its area is
     # already covered; it takes the pixels not yet covered and the next instance id. Areas are
-    # int32 sums (exact, and never float16 in the FP16 graph).
-    covered = torch.zeros_like(masks[:, 0])
-    thing_map = torch.zeros(batch, height, width, dtype=torch.int32, device=masks.device)
-    next_id = torch.zeros(batch, dtype=torch.int32, device=masks.device)
+    # float32 sums of 0/1 values, exact below 2**24 pixels, and float32 in the FP16 graph too
+    # (export/fp16.py rule 3: computed from a bool). TensorRT 8.5/8.6 sum only float tensors and
+    # fill only float ConstantOfShape, so the int32 and bool starting values below are derived
+    # from the masks rather than created with zeros()/full().
+    covered = masks[:, 0] & False
+    thing_map = covered.to(torch.int32)
+    next_id = thing_map[:, 0, 0]
     slots = torch.arange(count, dtype=torch.int32, device=masks.device)
-    thing_labels = torch.full((batch, count), -1, dtype=torch.int32, device=masks.device)
-    thing_areas = torch.zeros(batch, count, dtype=torch.int32, device=masks.device)
+    thing_labels = found.to(torch.int32) * 0 - 1
+    thing_areas = thing_labels * 0
     for i in range(count):
         mask = masks[:, i]
-        area = mask.sum(dim=(1, 2), dtype=torch.int32)
-        overlap = (mask & covered).sum(dim=(1, 2), dtype=torch.int32)
-        keep = (area > 0) & (overlap.to(torch.float32) / (area.to(torch.float32) + 1e-5) <= cfg.mask_overlap)
+        area = mask.to(torch.float32).sum(dim=(1, 2))
+        overlap = (mask & covered).to(torch.float32).sum(dim=(1, 2))
+        keep = (area > 0) & (overlap / (area + 1e-5) <= cfg.mask_overlap)
         part = mask & ~covered & keep[:, None, None]
         next_id = next_id + keep.to(torch.int32)
         thing_map = torch.where(part, next_id[:, None, None], thing_map)
         covered = covered | part
         slot = (slots[None, :] == next_id[:, None] - 1) & keep[:, None]
         thing_labels = torch.where(slot, labels[:, i, None].to(torch.int32), thing_labels)
-        thing_areas = torch.where(slot, part.sum(dim=(1, 2), dtype=torch.int32)[:, None], thing_areas)
+        part_area = part.to(torch.float32).sum(dim=(1, 2)).to(torch.int32)
+        thing_areas = torch.where(slot, part_area[:, None], thing_areas)
 
     # Stuff: the semantic argmax where no instance is; the last class is mmdet's merged "thing"
     # class, which is void. Stuff classes smaller than the area limit are void too.
@@ -341,14 +351,15 @@ def panoptic_fusion(
     is_stuff = (thing_map == 0) & (stuff_class < cfg.num_stuff) & inside
     stuff_class = torch.where(is_stuff, stuff_class, cfg.num_stuff)
     stuff_area = torch.stack(
-        [(stuff_class == s).sum(dim=(1, 2), dtype=torch.int32) for s in range(cfg.num_stuff)], dim=1
+        [(stuff_class == s).to(torch.float32).sum(dim=(1, 2)) for s in range(cfg.num_stuff)], dim=1
     )  # (B, stuff)
     scale = (image_shapes[:, 0] * image_shapes[:, 1]) / (image_shapes[:, 2] * image_shapes[:, 3])
-    large = stuff_area.to(torch.float32) >= cfg.stuff_area_limit * scale[:, None]  # (B, stuff)
-    stuff_ids = torch.cat(
-        [torch.arange(cfg.num_stuff, dtype=torch.int32, device=masks.device) + count + 1, slots.new_zeros(1)]
-    )  # stuff class -> segment id; the void class (num_stuff) -> 0
-    large_or_void = torch.cat([large, large.new_zeros(batch, 1)], dim=1)
+    large = stuff_area >= cfg.stuff_area_limit * scale[:, None]  # (B, stuff)
+    # stuff class -> segment id; the void class (num_stuff) -> 0. A constant (no int ConstantOfShape).
+    stuff_ids = torch.tensor(
+        [*range(count + 1, count + 1 + cfg.num_stuff), 0], dtype=torch.int32, device=masks.device
+    )
+    large_or_void = torch.cat([large, large[:, :1] & False], dim=1)
     flat_class = stuff_class.reshape(batch, -1).long()
     stuff_map = torch.where(large_or_void.gather(1, flat_class), stuff_ids[flat_class], 0)
     segments = torch.where(thing_map > 0, thing_map, stuff_map.reshape(batch, height, width))
@@ -356,5 +367,5 @@ def panoptic_fusion(
 
     stuff_labels = torch.arange(cfg.num_stuff, dtype=torch.int32, device=masks.device) + cfg.num_things
     segment_labels = torch.cat([thing_labels, stuff_labels.expand(batch, -1)], dim=1)
-    segment_areas = torch.cat([thing_areas, torch.where(large, stuff_area, 0)], dim=1)
+    segment_areas = torch.cat([thing_areas, torch.where(large, stuff_area, 0.0).to(torch.int32)], dim=1)
     return segments.to(torch.int32), segment_labels, segment_areas
