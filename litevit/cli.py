@@ -234,9 +234,8 @@ def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
     detection.add_argument(
         "--det-masks",
         choices=("canvas", "roi"),
-        default="canvas",
-        help="instance masks pasted in the graph on the input canvas, bool (canvas, default), or 28x28 "
-        "probabilities per detection, pasted on the host at the original image size as mmdet does (roi)",
+        help="detectors: instance masks pasted in the graph on the input canvas, bool (canvas, default), "
+        "or 28x28 probabilities per detection, pasted on the host at the original size as mmdet does (roi)",
     )
     detection.add_argument(
         "--score-thr",
@@ -324,6 +323,30 @@ def refuse_unused_export_options(args: argparse.Namespace) -> None:
             raise LitevitError(
                 f"--seg-output applies to segmentation models; {args.model} is a {task} model: drop it."
             )
+    detector_only = [
+        flag
+        for flag, value in (
+            ("--det-masks", args.det_masks),
+            ("--score-thr", args.score_thr),
+            ("--gate-score-thr", args.gate_score_thr),
+        )
+        if value is not None
+    ]
+    if detector_only:
+        from litevit.artifacts import DETECTION_TASKS
+        from litevit.models import get_model_cfg
+
+        task = get_model_cfg(args.model).task
+        if task not in DETECTION_TASKS:
+            verb, pronoun = ("applies", "it") if len(detector_only) == 1 else ("apply", "them")
+            raise LitevitError(
+                f"{', '.join(detector_only)} {verb} to detectors; {args.model} is a {task} model: "
+                f"drop {pronoun}."
+            )
+    if args.gate_score_thr is not None and args.no_check:
+        raise LitevitError(
+            "--gate-score-thr is the parity gate's threshold, and --no-check skips the gate: drop one."
+        )
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -354,7 +377,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             out_dir=args.out,
             check=not args.no_check,
             seg_output=args.seg_output or "labels",
-            detection=DetectionOptions(args.det_masks, args.score_thr, args.gate_score_thr),
+            detection=DetectionOptions(args.det_masks or "canvas", args.score_thr, args.gate_score_thr),
             threads=args.threads,
         )
     except ParityError as exc:
