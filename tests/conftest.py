@@ -1,8 +1,10 @@
-"""Shared fixtures: the trained LVT on scikit-learn's digits and its images as files.
+"""Shared fixtures: the trained LVT on scikit-learn's digits and its images as files; the trained
+detectors on synthetic shapes, their held-out data and their exported artefacts.
 
 ``tests/fixtures/trained`` (made by its ``make_fixture.py``) holds the weights, the facts of how
 they were trained, and the digits themselves; its ``digits.py`` is put on ``sys.path`` here so that
-tests (and benchmarks) can ``import digits`` without scikit-learn.
+tests (and benchmarks) can ``import digits`` without scikit-learn. ``tests/fixtures/detection``
+(made by its ``make_fixture.py``) holds the two detectors' weights and facts.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import pytest
 
 TRAINED_DIR = Path(__file__).resolve().parent / "fixtures" / "trained"
+DETECTION_DIR = Path(__file__).resolve().parent / "fixtures" / "detection"
 if str(TRAINED_DIR) not in sys.path:
     sys.path.insert(0, str(TRAINED_DIR))
 
@@ -77,5 +80,72 @@ def digit_folder(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path
             root = tmp_path_factory.mktemp(f"digits-{split}-{layout}-{limit or 'all'}")
             written[key] = digits.write_digit_images(root, split, layout=layout, limit=limit)
         return written[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def trained_detector() -> Callable[[str], TrainedModel]:
+    """``trained_detector(name)``: ``shapes_mask_rcnn`` or ``shapes_panoptic_fpn`` (their facts also
+    hold the held-out scores training measured, ``["heldout"]``)."""
+
+    def load(name: str) -> TrainedModel:
+        return TrainedModel(
+            DETECTION_DIR / f"{name}.pth", json.loads((DETECTION_DIR / f"{name}.json").read_text())
+        )
+
+    return load
+
+
+@pytest.fixture(scope="session")
+def shapes_heldout(
+    tmp_path_factory: pytest.TempPathFactory, trained_detector: Callable[[str], TrainedModel]
+) -> Path:
+    """The detectors' held-out synthetic shapes, both COCO layouts (treat as read-only)."""
+    from litevit.synthetic_shapes import write_shapes_dataset
+
+    facts = trained_detector("shapes_mask_rcnn").facts
+    return write_shapes_dataset(
+        tmp_path_factory.mktemp("shapes-heldout"),
+        facts["heldout"]["images"],
+        size=tuple(facts["img_size"]),
+        seed=facts["heldout"]["seed"],
+    ).root
+
+
+# What each trained detector is exported with, once per session (parity gate included): the Mask
+# R-CNN with a dynamic batch and an FP16 graph, the Panoptic FPN with a dynamic canvas.
+DETECTOR_EXPORTS: dict[str, dict[str, Any]] = {
+    "shapes_mask_rcnn": {"dynamic_batch": True, "fp16": True},
+    "shapes_panoptic_fpn": {"dynamic_hw": True},
+}
+
+
+@pytest.fixture(scope="session")
+def detector_artifact(
+    tmp_path_factory: pytest.TempPathFactory, trained_detector: Callable[[str], TrainedModel]
+) -> Callable[[str], Path]:
+    """``detector_artifact(name)``: the trained detector exported as :data:`DETECTOR_EXPORTS` says,
+    once per session (treat as read-only)."""
+    from litevit.export import export_model
+
+    exported: dict[str, Path] = {}
+
+    def make(name: str) -> Path:
+        if name not in exported:
+            trained = trained_detector(name)
+            folder = tmp_path_factory.mktemp(name) / name
+            export_model(
+                trained.facts["model"],
+                weights=trained.weights,
+                img_size=trained.facts["img_size"],
+                model_kwargs=trained.facts["model_kwargs"],
+                out_dir=folder,
+                threads=1,
+                log=lambda line: None,
+                **DETECTOR_EXPORTS[name],
+            )
+            exported[name] = folder
+        return exported[name]
 
     return make
