@@ -140,7 +140,7 @@ def image_dynamic_shapes(module: nn.Module, spec: GraphSpec) -> dict[int, Any]:
             # Dim.DYNAMIC keeps them as runtime checks of the exported program, which the ONNX
             # graph drops (its Pad/Slice are generic; the parity gate runs a second size).
             shapes[2] = shapes[3] = torch.export.Dim.DYNAMIC
-            return (shapes,)
+            return shapes
         min_h, min_w = cfg.min_size or (divisor, divisor)
         # H and W are multiples of the model's divisor: express them as divisor * block count.
         blocks_h = torch.export.Dim("height_blocks", min=max(1, -(-min_h // divisor)), max=8192 // divisor)
