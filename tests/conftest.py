@@ -1,4 +1,6 @@
-"""Shared fixtures: the trained LVT on scikit-learn's digits and its images as files; the trained
+"""Shared fixtures and the per-architecture rule for tests parametrised over every model.
+
+Fixtures: the trained LVT on scikit-learn's digits and its images as files; the trained
 detectors on synthetic shapes, their held-out data and their exported artefacts.
 
 ``tests/fixtures/trained`` (made by its ``make_fixture.py``) holds the weights, the facts of how
@@ -26,6 +28,39 @@ if str(TRAINED_DIR) not in sys.path:
 import digits  # noqa: E402  (importable only once its folder is on sys.path)
 
 
+def architecture_representatives() -> dict[str, str]:
+    """Each registered model -> the first registered model of its architecture.
+
+    Two models share an architecture when they have the same task and their smoke models are
+    built from the same set of module classes (ELSA-Swin T/S/B, Mobile-Former 26M-508M, SegViT
+    ViT-B/L on any data set: same code at other widths and depths; Shrunk and Cascade are other
+    architectures). Built once per collection (about 5 s of smoke models).
+    """
+    from litevit import create_model
+    from litevit.models import get_model_cfg, list_models
+
+    first: dict[tuple[str, frozenset[str]], str] = {}
+    representative = {}
+    for name in list_models():
+        modules = frozenset(type(m).__qualname__ for m in create_model(name, smoke=True).modules())
+        representative[name] = first.setdefault((get_model_cfg(name).task, modules), name)
+    return representative
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects: the slow mark must be there by then
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``@pytest.mark.per_architecture`` on a test parametrised by ``name`` over models: the
+    default run keeps one model per architecture, the others are marked ``slow`` (CI runs both)."""
+    marked = [item for item in items if item.get_closest_marker("per_architecture")]
+    if not marked:
+        return
+    representative = architecture_representatives()
+    for item in marked:
+        name = item.callspec.params["name"]  # type: ignore[attr-defined]
+        if representative[name] != name:
+            item.add_marker(pytest.mark.slow)
+
+
 @dataclass(frozen=True)
 class TrainedModel:
     """The fixture's weights and ``lvt_digits.json``: ``facts["model"]``, ``["model_kwargs"]`` and
@@ -33,6 +68,33 @@ class TrainedModel:
 
     weights: Path
     facts: dict[str, Any]
+
+
+@pytest.fixture(scope="session")
+def smoke_artifact(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """``smoke_artifact(name, **export options)``: the model's smoke architecture exported at 64x64
+    (parity gate on), once per session for each distinct set of options (treat as read-only)."""
+    exported: dict[tuple[str, tuple[tuple[str, Any], ...]], Path] = {}
+
+    def make(name: str, **options: Any) -> Path:
+        key = (name, tuple(sorted(options.items())))
+        if key not in exported:
+            from litevit.export import export_model
+            from litevit.models import get_model_cfg
+
+            folder = tmp_path_factory.mktemp(name) / name
+            export_model(
+                name,
+                img_size=(64, 64),
+                model_kwargs=get_model_cfg(name).smoke_arch,
+                out_dir=folder,
+                log=lambda line: None,
+                **options,
+            )
+            exported[key] = folder
+        return exported[key]
+
+    return make
 
 
 @pytest.fixture(scope="session")

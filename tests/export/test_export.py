@@ -57,6 +57,7 @@ ONE_INPUT_MODELS = [
 ]
 
 
+@pytest.mark.per_architecture
 @pytest.mark.parametrize("name", ONE_INPUT_MODELS)
 def test_every_model_exports_in_every_ops_mode_with_dynamic_axes(name, smoke_export):
     module = _smoke_module(name)
