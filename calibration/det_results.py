@@ -146,10 +146,7 @@ def detections_to_coco(
         raise ValueError(
             f"labels must lie in 0..{len(categories) - 1}; got {int(labels.min())}..{int(labels.max())}"
         )
-    w_scale, h_scale = geometry.scale_factor
-    xyxy = np.asarray(boxes[:count], np.float64) - [geometry.left, geometry.top, geometry.left, geometry.top]
-    xyxy = np.clip(xyxy, 0, [geometry.resized_width, geometry.resized_height] * 2)
-    xyxy /= [w_scale, h_scale, w_scale, h_scale]
+    xyxy = rescale_boxes(geometry, boxes[:count])
     records = [
         {
             "image_id": image_id,
@@ -165,6 +162,15 @@ def detections_to_coco(
         for record, rle in zip(records, encode_masks(paste_masks(geometry, masks[:count]))):
             record["segmentation"] = rle
     return records
+
+
+def rescale_boxes(geometry: ImageGeometry, boxes: np.ndarray) -> np.ndarray:
+    """(n, 4) x1, y1, x2, y2 canvas boxes -> float64 boxes in original-image pixels: clipped to the
+    resized image, divided by the resize scale per axis (mmdet's ``rescale=True``)."""
+    w_scale, h_scale = geometry.scale_factor
+    xyxy = np.asarray(boxes, np.float64).reshape(-1, 4) - [geometry.left, geometry.top] * 2
+    xyxy = np.clip(xyxy, 0, [geometry.resized_width, geometry.resized_height] * 2)
+    return xyxy / [w_scale, h_scale, w_scale, h_scale]
 
 
 def paste_masks(geometry: ImageGeometry, masks: np.ndarray) -> np.ndarray:
@@ -294,6 +300,7 @@ __all__ = [
     "encode_masks",
     "panoptic_to_coco",
     "paste_masks",
+    "rescale_boxes",
     "segments_from_mmdet",
     "write_panoptic_predictions",
 ]

@@ -43,6 +43,7 @@ from litevit.calibration.images import Preprocessing
 from litevit.calibration.int8 import CalibrationSplit, Int8Options, write_int8
 from litevit._io import check_creatable_dir, ensure_writable_dir, sha256_file, write_bytes, write_json
 from litevit.errors import LitevitError
+from litevit.export import detection as det
 from litevit.export.fp16 import convert_to_fp16
 from litevit.export.onnx_export import (
     INPUT_NAME,
@@ -134,8 +135,12 @@ def _build_module(
     use_ema: bool,
     seg_output: str,
     model_kwargs: dict[str, Any],
+    detection: dict[str, Any] | None = None,
 ) -> torch.nn.Module:
-    model = create_model(name, img_size=img_size, **model_kwargs)
+    """The module an export traces: the registered model (with the detector options of the
+    manifest's ``detection`` entry) and the segmenters' label-map wrapper."""
+    options = det.DetectionOptions.from_manifest(detection).model_kwargs() if detection else {}
+    model = create_model(name, img_size=img_size, **model_kwargs, **options)
     if weights is not None:
         load_pretrained(model, weights, use_ema=use_ema)
     if model.cfg.task == "segmentation" and seg_output == "labels":
@@ -174,7 +179,13 @@ def _quiet_exporter() -> Any:
 
 
 def trt_build_hint(
-    out_dir: Path, model: str, spec: GraphSpec, precisions: Sequence[str], has_custom_ops: bool
+    out_dir: Path,
+    model: str,
+    spec: GraphSpec,
+    precisions: Sequence[str],
+    has_custom_ops: bool,
+    hw_range: dict[str, list[int]] | None = None,
+    detector: bool = False,
 ) -> str:
     """How to build the engines on the target: ``litevit build`` (any TensorRT 8.5 - 11, picks the
     graph and flags per version), or the ``trtexec`` line per TensorRT family."""
@@ -184,9 +195,18 @@ def trt_build_hint(
     if spec.dynamic_axes():
         h, w = spec.img_size
         b = spec.batch
+        low, high = (hw_range["min"], hw_range["max"]) if hw_range else ((h, w), (h, w))
+        max_b = max(b, 8) if spec.dynamic_batch else b
+        # A detector's image_shapes input follows the batch axis.
+        extra = (
+            [f",{det.IMAGE_SHAPES}:{n}x4" for n in (1 if spec.dynamic_batch else b, b, max_b)]
+            if detector
+            else [""] * 3
+        )
         shapes = (
-            f" --minShapes={INPUT_NAME}:1x3x{h}x{w} --optShapes={INPUT_NAME}:{b}x3x{h}x{w}"
-            f" --maxShapes={INPUT_NAME}:{max(b, 8)}x3x{h}x{w}"
+            f" --minShapes={INPUT_NAME}:{1 if spec.dynamic_batch else b}x3x{low[0]}x{low[1]}{extra[0]}"
+            f" --optShapes={INPUT_NAME}:{b}x3x{h}x{w}{extra[1]}"
+            f" --maxShapes={INPUT_NAME}:{max_b}x3x{high[0]}x{high[1]}{extra[2]}"
         )
     plugins = has_custom_ops and spec.ops != "inline"
     # The plugin library registers itself through getCreators (loadLibrary) on TensorRT >= 8.6 and
@@ -240,6 +260,7 @@ def export_model(
     threads: int | None = None,
     model_kwargs: dict[str, Any] | None = None,
     test_protocol: dict[str, Any] | None = None,
+    detection: det.DetectionOptions | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> ExportResult:
@@ -258,6 +279,12 @@ def export_model(
     files and a manifest that records the failure) when a graph disagrees with PyTorch.
     """
     cfg = get_model_cfg(model)
+    detector = det.is_detector(cfg.task)
+    if detector and int8:
+        raise LitevitError(
+            f"--int8 is not available for detectors ({model}): litevit's INT8 calibration feeds one "
+            f"image input, and a detector also takes image_shapes; export with --fp16."
+        )
     if ops not in OPS_MODES:
         raise LitevitError(f"unknown --ops mode {ops!r}; choose one of {', '.join(OPS_MODES)}.")
     if seg_output not in SEG_OUTPUTS:
@@ -288,14 +315,29 @@ def export_model(
         int8_options.check()
         # Refuse a missing, empty or tiny folder before the slow export.
         split = CalibrationSplit.from_folder(calib, int8_options.samples, int8_options.holdout)
+    det_options = (detection or det.DetectionOptions()) if detector else None
+    if det_options is not None:
+        det_options.check(cfg.task)
     spec = GraphSpec(size, batch, dynamic_batch, dynamic_hw, opset, ops)
-    module = _build_module(model, weights_path, size, use_ema, seg_output, model_kwargs)
-    names = output_names(cfg.task, seg_output)
+    module = _build_module(
+        model, weights_path, size, use_ema, seg_output, model_kwargs, det_options and det_options.manifest()
+    )
+    det_manifest = None
+    if det_options is not None:
+        # As built: the graph's score threshold and the one its parity gate runs at.
+        det_manifest = {
+            **det_options.manifest(),
+            "score_thr": det.graph_score_threshold(module),
+            "gate_score_thr": det_options.gate_threshold(module, weights_path is not None),
+            "test_scale": det.test_scale(cfg, size),
+        }
+    names = det.output_names(module) if detector else output_names(cfg.task, seg_output)
+    inputs = det.detection_inputs(module, spec) if detector else None
 
     start = time.perf_counter()
     with _quiet_exporter() as chatter:
         try:
-            graph = torch_to_onnx(module, spec, names)
+            graph = torch_to_onnx(module, spec, names, inputs)
         except LitevitError:
             raise
         except Exception as exc:  # the exporter raises many types; keep its first line
@@ -337,7 +379,20 @@ def export_model(
 
     tables = []
     parity: dict[str, Any] = {}
-    if check:
+    if check and det_options is not None:
+        assert det_manifest is not None
+        for key, path in files.items():
+            gate = det.run_detection_parity(
+                det.as_detector(module),
+                for_onnxruntime(graphs[key]),
+                spec,
+                key,
+                det_manifest["gate_score_thr"],
+                threads,
+            )
+            parity[path.name] = gate.manifest_entry()
+            tables.append(gate.table(f"parity {path.name} vs PyTorch FP32 (ONNX Runtime CPU):"))
+    elif check:
         shapes = _parity_shapes(spec, model_cfg(module).size_divisor)
         for key, path in files.items():
             results = run_parity(module, for_onnxruntime(graphs[key]), shapes, key, threads)
@@ -402,10 +457,12 @@ def export_model(
         "paper": dataclasses.asdict(cfg.paper),
         "inputs": _io_description(fp32.graph.input),
         "outputs": _io_description(fp32.graph.output),
-        "dynamic_axes": {INPUT_NAME: spec.dynamic_axes()},
+        "dynamic_axes": det.dynamic_axes(spec) if detector else {INPUT_NAME: spec.dynamic_axes()},
         "img_size": list(size),
         "batch": batch,
         "seg_output": seg_output if cfg.task == "segmentation" else None,
+        "detection": det_manifest,
+        "hw_range": det.hw_range(model_cfg(module), spec) if detector else None,
         "opset": opset,
         "ops_mode": ops,
         "trt_target": trt,
@@ -442,7 +499,11 @@ def export_model(
     engines = [p for p, wanted in (("fp16", fp16), ("int8", int8)) if wanted]
     if engines and not has("tensorrt"):
         notices.append("TensorRT is not installed here, so no engine was built; on the target, build with:")
-        notices.append(trt_build_hint(folder, model, spec, engines, bool(manifest["custom_ops"])))
+        notices.append(
+            trt_build_hint(
+                folder, model, spec, engines, bool(manifest["custom_ops"]), manifest["hw_range"], detector
+            )
+        )
     return result
 
 
@@ -536,6 +597,7 @@ def check_artifacts(
         bool(weights and weights["use_ema"]),
         manifest.get("seg_output") or "logits",
         manifest.get("model_kwargs") or {},
+        manifest.get("detection"),
     )
     fresh: dict[str, Any] = {}
     for name, entry in manifest["files"].items():
@@ -549,6 +611,19 @@ def check_artifacts(
             graph = onnx.load(folder / name)
         except Exception as exc:  # protobuf decode errors have many types
             raise LitevitError(f"{str(folder / name)!r} is not a readable ONNX file: {exc}.") from None
+        title = f"parity {name} vs PyTorch FP32 (ONNX Runtime CPU):"
+        if manifest.get("detection"):
+            gate = det.run_detection_parity(
+                det.as_detector(module),
+                for_onnxruntime(graph),
+                spec,
+                entry["precision"],
+                manifest["detection"]["gate_score_thr"],
+                threads,
+            )
+            log(gate.table(title))
+            fresh[name] = {"passed": gate.passed, "results": [check.as_dict() for check in gate.checks]}
+            continue
         results = run_parity(
             module,
             for_onnxruntime(graph),
@@ -556,7 +631,7 @@ def check_artifacts(
             entry["precision"],
             threads,
         )
-        log(format_table(f"parity {name} vs PyTorch FP32 (ONNX Runtime CPU):", results))
+        log(format_table(title, results))
         fresh[name] = {"passed": all(r.passed for r in results), "results": as_dicts(results)}
     failed = [name for name, entry in fresh.items() if not entry["passed"]]
     if failed:

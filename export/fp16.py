@@ -4,8 +4,8 @@ TensorRT 11 builds only strongly typed networks: every tensor's precision is the
 the ONNX graph (no ``--fp16`` builder flag). TensorRT 8.5-10.x accept the same graph, so one
 pre-cast model serves every target. :func:`convert_to_fp16` produces it:
 
-* weights (float initializers, float ``Constant`` values, ``ConstantOfShape`` fill values) and
-  activations are float16;
+* weights (float initializers, float ``Constant`` values) and activations are float16
+  (``ConstantOfShape`` fills stay float32, rule 3);
 * graph inputs and outputs stay float32: a ``Cast`` to float16 follows each float input and a
   ``Cast`` to float32 precedes each float output, so callers feed and read the same arrays as
   for the FP32 model;
@@ -27,9 +27,19 @@ Which nodes run in float32 (every other node with float tensors runs in float16)
    operand is a constant (``var + eps``, ``var ** -0.5``; eps = 1e-6 is not a float16 normal
    number), ending at a ``Div`` that divides by the chain (``(x - mean) / std``).
 3. Index arithmetic: float nodes computed only from integers cast to float (``Cast`` from an
-   integer type), ``Range`` outputs and constants, e.g. sizes, scales and positions derived from
-   ``Shape``: float16 holds integers exactly only up to 2048. The ``Cast`` into float keeps
-   casting to float32 there.
+   integer or bool type), ``Range`` outputs, ``ConstantOfShape`` fills and constants, e.g. sizes,
+   scales and positions derived from ``Shape``, or pixel counts of a mask: float16 holds integers
+   exactly only up to 2048. The ``Cast`` into float keeps casting to float32 there, and
+   ``ConstantOfShape`` fills float32 (the only type TensorRT 8.5/8.6's parser fills).
+4. Box coordinates (detectors): every float node upstream of a ``RoiAlign``'s RoIs or a
+   ``NonMaxSuppression``'s boxes, back to the network outputs it decodes (stopping at
+   ``Conv``/``ConvTranspose``/``Gemm``/``MatMul``, ``RoiAlign`` and custom-domain nodes, whose
+   outputs are features), then every float node that reads such a coordinate, apart from those
+   same ops; and the ``RoiAlign``/``NonMaxSuppression`` nodes themselves (``RoiAlign`` takes its
+   features in float32 too: one type for both). Pixel coordinates reach 1344 on a 1333 x 800
+   canvas, where float16's spacing is 1 pixel; box decoding multiplies them by ``exp(dw)``;
+   ``sqrt(w * h)`` (RoI level mapping) and mmcv's class offset for class-aware NMS (``label x
+   (max coordinate + 1)``, up to 80 x 1345) overflow float16's 65504.
 
 Per node input, the precision is: float32 if the node runs in float32; float32 if the op's
 schema (``onnx.defs.get_schema``) does not allow float16 for that input (``Resize`` scales) or
@@ -108,6 +118,10 @@ _CONVOLUTIONS = ("Conv", "ConvTranspose")
 _SQUARE_REDUCTIONS = ("ReduceMean", "ReduceSum")
 _UNARY_STATISTICS = ("Sqrt", "Reciprocal")
 _BINARY_STATISTICS = ("Add", "Sub", "Mul", "Pow", "Div")
+# Rule 4: node inputs that are box coordinates, and the ops whose outputs are features (where the
+# coordinate chains stop).
+_COORDINATE_INPUTS: dict[str, tuple[int, ...]] = {"RoiAlign": (1,), "NonMaxSuppression": (0,)}
+_FEATURE_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "RoiAlign"})
 
 
 def convert_to_fp16(
@@ -313,7 +327,7 @@ def _fp32_node_positions(graph: onnx.GraphProto, keep: frozenset[str], types: di
     index_values: set[str] = set()
     for position, node in enumerate(nodes):
         inputs = [name for name in node.input if name and types.get(name) == _FLOAT]
-        seed = node.op_type == "Range" or (
+        seed = node.op_type in ("Range", "ConstantOfShape") or (
             node.op_type == "Cast"
             and types.get(node.input[0]) not in _FLOAT_TYPES
             and types.get(node.output[0]) == _FLOAT
@@ -324,7 +338,52 @@ def _fp32_node_positions(graph: onnx.GraphProto, keep: frozenset[str], types: di
         if standard[position] and (seed or derived):
             fp32.add(position)
             index_values.update(name for name in node.output if types.get(name) == _FLOAT)
+
+    fp32.update(_coordinate_positions(nodes, standard, types))
     return fp32
+
+
+def _coordinate_positions(
+    nodes: Sequence[onnx.NodeProto], standard: Sequence[bool], types: dict[str, int]
+) -> set[int]:
+    """Rule 4: the nodes that compute box coordinates (module docstring)."""
+    producer = {name: position for position, node in enumerate(nodes) for name in node.output}
+    consumers = _consumers(nodes)
+
+    def computes_coordinates(position: int) -> bool:
+        return standard[position] and nodes[position].op_type not in _FEATURE_OPS
+
+    positions = {p for p, node in enumerate(nodes) if standard[p] and node.op_type in _COORDINATE_INPUTS}
+    coordinates: set[str] = set()
+    # Upstream of the sinks, back to the features the boxes are decoded from.
+    pending = [
+        nodes[p].input[i]
+        for p in positions
+        for i in _COORDINATE_INPUTS[nodes[p].op_type]
+        if i < len(nodes[p].input)
+    ]
+    while pending:
+        name = pending.pop()
+        if name in coordinates or types.get(name) != _FLOAT:
+            continue
+        coordinates.add(name)
+        source = producer.get(name)
+        if source is None or not computes_coordinates(source) or nodes[source].op_type == "Constant":
+            continue  # a graph input, a weight, a constant or a feature
+        positions.add(source)
+        pending.extend(n for n in nodes[source].input if n)
+    # Downstream: whatever reads a coordinate computes one (until a feature op or a non-float).
+    pending = list(coordinates)
+    while pending:
+        for position, _ in consumers[pending.pop()]:
+            if position in positions or not computes_coordinates(position):
+                continue
+            positions.add(position)
+            for name in nodes[position].output:
+                if types.get(name) == _FLOAT and name not in coordinates:
+                    coordinates.add(name)
+                    pending.append(name)
+    return positions
 
 
 class _GraphRewriter:

@@ -29,6 +29,7 @@ from litevit.export.graph_passes import fold_static_shapes, optimize_graph
 from litevit.export.opset import EXPORTER_MIN_OPSET, MIN_OPSET, convert_opset, default_opset
 from litevit.ops import DOMAIN, OP_VERSION, OPS, OpDef
 from litevit.ops._define import PLUGIN_ATTRS
+from litevit.ops._standard import translation_table as standard_translation_table
 
 OPS_MODES = ("function", "plugin", "inline")
 SEG_OUTPUTS = ("labels", "logits")
@@ -116,7 +117,18 @@ def _translation(opdef: OpDef) -> Any:
     return translate
 
 
-def _dynamic_shapes(module: nn.Module, spec: GraphSpec) -> tuple[dict[int, Any], ...]:
+@dataclass(frozen=True)
+class ExportInputs:
+    """What the graph is traced with: example tensors, their graph input names and the dynamic
+    dims of each (``torch.export`` form; one ``Dim`` object shared by inputs means one axis)."""
+
+    args: tuple[torch.Tensor, ...]
+    names: tuple[str, ...]
+    dynamic_shapes: tuple[dict[int, Any], ...] | None
+
+
+def image_dynamic_shapes(module: nn.Module, spec: GraphSpec) -> dict[int, Any]:
+    """The dynamic dims of the (B, 3, H, W) image input, per ``spec``."""
     shapes: dict[int, Any] = {}
     if spec.dynamic_batch:
         shapes[0] = torch.export.Dim("batch", min=1, max=1024)
@@ -129,14 +141,22 @@ def _dynamic_shapes(module: nn.Module, spec: GraphSpec) -> tuple[dict[int, Any],
             # Dim.DYNAMIC keeps them as runtime checks of the exported program, which the ONNX
             # graph drops (its Pad/Slice are generic; the parity gate runs a second size).
             shapes[2] = shapes[3] = torch.export.Dim.DYNAMIC
-            return (shapes,)
+            return shapes
         min_h, min_w = cfg.min_size or (divisor, divisor)
         # H and W are multiples of the model's divisor: express them as divisor * block count.
         blocks_h = torch.export.Dim("height_blocks", min=max(1, -(-min_h // divisor)), max=8192 // divisor)
         blocks_w = torch.export.Dim("width_blocks", min=max(1, -(-min_w // divisor)), max=8192 // divisor)
         shapes[2] = divisor * blocks_h
         shapes[3] = divisor * blocks_w
-    return (shapes,)
+    return shapes
+
+
+def image_inputs(module: nn.Module, spec: GraphSpec) -> ExportInputs:
+    """The one-input graphs (classifiers, segmenters): the image as ``input``."""
+    x = example_input(spec, model_cfg(module).size_divisor)
+    return ExportInputs(
+        (x,), (INPUT_NAME,), (image_dynamic_shapes(module, spec),) if spec.dynamic_axes() else None
+    )
 
 
 # Dynamic H x W is traced at no less than this, non-square: every size derived from it (down to
@@ -155,25 +175,27 @@ def example_input(spec: GraphSpec, divisor: int) -> torch.Tensor:
     return torch.randn(batch, 3, h, w, generator=torch.Generator().manual_seed(0))
 
 
-def torch_to_onnx(module: nn.Module, spec: GraphSpec, names: Sequence[str]) -> onnx.ModelProto:
-    """Export ``module`` with litevit nodes (no function bodies yet) at opset ``spec.opset``."""
+def torch_to_onnx(
+    module: nn.Module, spec: GraphSpec, names: Sequence[str], inputs: ExportInputs | None = None
+) -> onnx.ModelProto:
+    """Export ``module`` with litevit nodes (no function bodies yet) at opset ``spec.opset``;
+    ``inputs`` defaults to the one image input of :func:`image_inputs`."""
     if spec.opset < MIN_OPSET:
         raise LitevitError(
             f"opset {spec.opset} is not supported; litevit exports opset {MIN_OPSET} or newer "
             f"(LayerNormalization needs 17; 17 is also the newest opset TensorRT 8.5/8.6 read)."
         )
-    x = example_input(spec, model_cfg(module).size_divisor)
+    if inputs is None:
+        inputs = image_inputs(module, spec)
     table = {opdef.torch_op: _translation(opdef) for opdef in OPS.values()}
+    table.update(standard_translation_table())  # RoIAlign, NMS -> standard ONNX nodes
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # torch.export first, on its own: torch.onnx would silently fall back to a graph whose
         # "dynamic" axes were specialised to the example size when the model code forbids them.
         try:
             exported = torch.export.export(
-                module,
-                (x,),
-                dynamic_shapes=_dynamic_shapes(module, spec) if spec.dynamic_axes() else None,
-                strict=False,
+                module, inputs.args, dynamic_shapes=inputs.dynamic_shapes, strict=False
             )
         except torch._dynamo.exc.UserError as exc:
             reason = str(exc).strip().splitlines()[0]
@@ -183,10 +205,10 @@ def torch_to_onnx(module: nn.Module, spec: GraphSpec, names: Sequence[str]) -> o
             ) from None
         program = torch.onnx.export(
             exported,
-            (x,),
+            inputs.args,
             dynamo=True,
             opset_version=max(spec.opset, EXPORTER_MIN_OPSET),
-            input_names=[INPUT_NAME],
+            input_names=list(inputs.names),
             output_names=list(names),
             custom_translation_table=table,
             optimize=True,

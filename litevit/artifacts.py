@@ -16,6 +16,9 @@ from litevit.errors import LitevitError
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
+# Tasks whose graphs are detectors: inputs ``input`` and ``image_shapes``, outputs per image
+# (litevit.runtime.detection).
+DETECTION_TASKS = ("detection", "panoptic")
 
 
 def read_manifest(artifact_dir: str | os.PathLike[str]) -> dict[str, Any]:

@@ -238,6 +238,26 @@ def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
         help="segmentation models: int32 label map at input size, resize + argmax in the graph (labels, "
         "default), or the head's native-resolution logits (logits)",
     )
+    detection = parser.add_argument_group("detectors (Mask R-CNN, Cascade Mask R-CNN, Panoptic FPN)")
+    detection.add_argument(
+        "--det-masks",
+        choices=("canvas", "roi"),
+        help="detectors: instance masks pasted in the graph on the input canvas, bool (canvas, default), "
+        "or 28x28 probabilities per detection, pasted on the host at the original size as mmdet does (roi)",
+    )
+    detection.add_argument(
+        "--score-thr",
+        type=float,
+        metavar="T",
+        help="RCNN score threshold written into the graph (default: the official config's)",
+    )
+    detection.add_argument(
+        "--gate-score-thr",
+        type=float,
+        metavar="T",
+        help="score threshold the parity gate runs at (default: the graph's with --weights, 0 for "
+        "random weights, whose scores sit near 1/81)",
+    )
     parser.add_argument("--out", metavar="DIR", help="artefact folder (default: ./litevit-artifacts/MODEL)")
     parser.add_argument("--no-check", action="store_true", help="skip the parity gate against PyTorch")
     parser.add_argument("--threads", type=int, metavar="N", help="ONNX Runtime threads for the parity gate")
@@ -311,6 +331,30 @@ def refuse_unused_export_options(args: argparse.Namespace) -> None:
             raise LitevitError(
                 f"--seg-output applies to segmentation models; {args.model} is a {task} model: drop it."
             )
+    detector_only = [
+        flag
+        for flag, value in (
+            ("--det-masks", args.det_masks),
+            ("--score-thr", args.score_thr),
+            ("--gate-score-thr", args.gate_score_thr),
+        )
+        if value is not None
+    ]
+    if detector_only:
+        from litevit.artifacts import DETECTION_TASKS
+        from litevit.models import get_model_cfg
+
+        task = get_model_cfg(args.model).task
+        if task not in DETECTION_TASKS:
+            verb, pronoun = ("applies", "it") if len(detector_only) == 1 else ("apply", "them")
+            raise LitevitError(
+                f"{', '.join(detector_only)} {verb} to detectors; {args.model} is a {task} model: "
+                f"drop {pronoun}."
+            )
+    if args.gate_score_thr is not None and args.no_check:
+        raise LitevitError(
+            "--gate-score-thr is the parity gate's threshold, and --no-check skips the gate: drop one."
+        )
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -320,6 +364,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         require(module)
     refuse_unused_export_options(args)
     from litevit.export import ParityError, export_model
+    from litevit.export.detection import DetectionOptions
 
     try:
         result = export_model(
@@ -340,6 +385,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             out_dir=args.out,
             check=not args.no_check,
             seg_output=args.seg_output or "labels",
+            detection=DetectionOptions(args.det_masks or "canvas", args.score_thr, args.gate_score_thr),
             threads=args.threads,
         )
     except ParityError as exc:

@@ -14,7 +14,10 @@ fvcore, which is what the four papers' "FLOPs"/"MAdds" figures were measured wit
   counted, at most a few hundred thousand MACs in these models);
 * litevit's custom ops (CSA, RASA, GhostHead) through the MAC formula in their op module.
 
-Not counted (as in fvcore): elementwise ops, activations, softmax, plain pooling, reductions.
+Not counted (as in fvcore): elementwise ops, activations, softmax, plain pooling, reductions,
+RoIAlign and NMS. Detectors are counted on their ``forward_dummy`` (as mmdet's ``get_flops.py``,
+behind the published detection GFLOPs: the network on 1000 RoIs and 100 masks, without
+post-processing).
 Counting runs the model once under a dispatch mode; models built on the ``meta`` device are
 counted without computing anything, so even the largest models count in well under a second.
 """
@@ -205,7 +208,9 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def count_macs(model: nn.Module, inputs: torch.Tensor | Sequence[torch.Tensor]) -> tuple[int, dict[str, int]]:
+def count_macs(
+    model: Callable[..., Any], inputs: torch.Tensor | Sequence[torch.Tensor]
+) -> tuple[int, dict[str, int]]:
     """MACs of one forward pass on ``inputs``, total and per counted op."""
     args = (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs)
     counter = _MacCounter()
@@ -233,7 +238,7 @@ def count_model(
     was_training = model.training
     model.eval()
     try:
-        macs, by_op = count_macs(model, x)
+        macs, by_op = count_macs(getattr(model, "forward_dummy", model), x)
     finally:
         model.train(was_training)
     name = cfg.name if cfg is not None else type(model).__name__

@@ -13,6 +13,9 @@ Method, per batch size:
 4. Latency statistics (``runtime.stats``), FPS = batch / mean latency; on a Jetson, power and
    utilisation from ``tegrastats`` samples that arrived during the timed iterations.
 
+Detectors (Mask R-CNN, Panoptic FPN) have their own paper protocol and synthetic inputs:
+:mod:`litevit.runtime.bench_detection`.
+
 ``protocol="paper"`` (segmentation models) reproduces how the LVT paper measured its FPS
 (mmseg ``tools/benchmark.py``: one image per iteration, data pipeline outside the timed region,
 the model call with ``rescale=True`` inside it): real-size images — synthetic, ADE20K-like sizes
@@ -45,7 +48,7 @@ import litevit
 from litevit._deps import has
 from litevit._progress import Progress
 from litevit._io import ensure_writable_dir, sha256_file, write_json
-from litevit.artifacts import MANIFEST, read_manifest
+from litevit.artifacts import DETECTION_TASKS, MANIFEST, read_manifest
 from litevit.errors import LitevitError, MissingDependencyError
 from litevit.runtime import machine_load
 from litevit.runtime.environment import collect_environment
@@ -74,7 +77,18 @@ PAPER_REFERENCES: dict[str, dict[str, Any]] = {
             "says 2000 images, the official benchmark script times 200 after 5 warm-up iterations"
         ),
         "source": "Chenglin-Yang/LVT README (SegFormer-LVT, ADE20K)",
-    }
+    },
+    "lvt_panoptic_fpn": {
+        "paper_fps": 20.4,
+        "device": "1x NVIDIA V100",
+        "backend": "PyTorch FP32 (mmdet 2.17)",
+        "protocol": (
+            "COCO val images, keep-ratio resize to 1333x800 and padding outside the timed region (data "
+            "loader); the network with post-processing back to the original image (rescale=True) inside; "
+            "batch 1 (mmdet tools/analysis_tools/benchmark.py)"
+        ),
+        "source": "Chenglin-Yang/LVT README (Panoptic FPN-LVT, COCO panoptic)",
+    },
 }
 
 # Synthetic "real-size" images for --protocol paper. ADE20K val images are mostly landscape
@@ -139,7 +153,18 @@ def run_benchmark(
         label = f"{path.name} {runner.backend} {precision}"
         if protocol == "paper":
             assert manifest is not None  # checked by _check_paper_protocol
-            runs.append(_paper_run(runner, manifest, warmup, iterations, seconds, sampler, progress, label))
+            if manifest["task"] in DETECTION_TASKS:
+                from litevit.runtime.bench_detection import detection_paper_run
+
+                runs.append(
+                    detection_paper_run(
+                        runner, manifest, warmup, iterations, seconds, sampler, progress, label, _run_entry
+                    )
+                )
+            else:
+                runs.append(
+                    _paper_run(runner, manifest, warmup, iterations, seconds, sampler, progress, label)
+                )
         elif protocol in ("test", "test-aug"):
             assert manifest is not None  # checked by _check_test_protocol
             runs.extend(
@@ -162,9 +187,7 @@ def run_benchmark(
             # Build every point's inputs first: a batch or size the graph cannot take fails before
             # any timing.
             feeds_per_point = {
-                (b, size): synthetic_feeds(runner.inputs(), b, size, str(path))
-                for size in sizes
-                for b in batch_sizes
+                (b, size): _feeds(runner, manifest, b, size, str(path)) for size in sizes for b in batch_sizes
             }
             for (batch, size), feeds in feeds_per_point.items():
                 point = f"batch {batch}" + (f" {size[0]}x{size[1]}" if img_sizes and size else "")
@@ -265,7 +288,8 @@ def resolve_target(
     manifest = _manifest(folder) if (folder / MANIFEST).is_file() else None
     test = protocol in ("test", "test-aug") and cfg.task == "segmentation"
     whole = test and (cfg.test_protocol or {}).get("mode") == "whole"
-    needs_dynamic_hw = dynamic_hw or (protocol == "paper" and cfg.task == "segmentation") or whole
+    paper_dense = protocol == "paper" and cfg.task in ("segmentation", *DETECTION_TASKS)
+    needs_dynamic_hw = dynamic_hw or paper_dense or whole
     needs_dynamic_batch = dynamic_batch or test
     needs_logits = test
     if (
@@ -324,6 +348,17 @@ def _check_settings(
     if seconds is not None and not (seconds > 0 and math.isfinite(seconds)):
         raise LitevitError(f"--seconds must be a positive number; got {seconds}.")
     return batch_sizes
+
+
+def _feeds(
+    runner: Runner, manifest: dict[str, Any] | None, batch: int, img_size: Any, what: str
+) -> dict[str, np.ndarray]:
+    if manifest is not None and manifest.get("task") in DETECTION_TASKS:
+        from litevit.runtime.bench_detection import synthetic_detection_feeds
+
+        synthetic_feeds(runner.inputs(), batch, img_size, what)  # refuses a batch the graph cannot take
+        return synthetic_detection_feeds(runner.inputs(), batch, img_size)
+    return synthetic_feeds(runner.inputs(), batch, img_size, what)
 
 
 def _check_iterations_requested(iterations: int | None, allow_few: bool) -> None:
@@ -513,6 +548,10 @@ def _check_paper_protocol(path: Path, manifest: dict[str, Any] | None, batches: 
             f"--protocol paper needs an artefact folder (its manifest gives the task and the "
             f"preprocessing); {str(path)!r} is a file."
         )
+    if manifest.get("task") in DETECTION_TASKS:
+        if batches != [1]:
+            raise LitevitError("--protocol paper times one picture at a time (as mmdet did): use --batch 1.")
+        return
     if manifest.get("task") != "segmentation":
         raise LitevitError(
             f"--protocol paper times segmentation models the way their papers did; "

@@ -50,9 +50,18 @@ class PaperReference:
     source: str
 
 
-# Only LVT publishes a speed for a model litevit has (the SegViT, ELSA and Mobile-Former
-# READMEs give none; LVT's panoptic FPN figure is for a model litevit does not build).
+# Only LVT publishes speeds for models litevit has (the SegViT, ELSA and Mobile-Former READMEs
+# give none).
 PAPER_REFERENCE: dict[str, PaperReference] = {
+    "lvt_panoptic_fpn": PaperReference(
+        fps=20.4,
+        batch=1,
+        device="one NVIDIA V100",
+        protocol="PyTorch FP32 (mmdet 2.17 tools/analysis_tools/benchmark.py); COCO val pictures, keep-ratio "
+        "resize to 1333x800 and padding outside the timed region (data loader); the network and its "
+        "post-processing back to the original picture (rescale=True) inside; one picture per iteration",
+        source="Chenglin-Yang/LVT README, COCO panoptic table",
+    ),
     "lvt_seg": PaperReference(
         fps=45.5,
         batch=1,
@@ -690,6 +699,7 @@ def _model_section(
                 cells.append(_fps(reference.fps) if applies else "—")
             table.append(cells)
         lines += [f"### {model} on {device}", "", *_md_table(header, table), ""]
+        lines += _stage_lines(rows)
     if scope_mismatch:
         lines += ["† The baseline timed a different scope, so this speed-up mixes what was measured.", ""]
     if reference:
@@ -700,6 +710,26 @@ def _model_section(
             "",
         ]
     return lines
+
+
+def _stage_lines(measurements: Sequence[Measurement]) -> list[str]:
+    """Detector pipelines (``--protocol paper``): median time per stage, and the whole pipeline's FPS."""
+    lines = []
+    for m in measurements:
+        stages = m.entry.get("stages_ms")
+        pipeline = m.entry.get("pipeline_ms")
+        if not isinstance(stages, dict) or not isinstance(pipeline, dict):
+            continue
+        parts = ", ".join(f"{name} {_num(stats.get('p50'))} ms" for name, stats in stages.items())
+        images = m.entry.get("paper_images") or {}
+        found = images.get("mean_detections")
+        lines.append(
+            f"- `{m.run.label}` stages (p50): {parts}; pre + graph + post {_num(pipeline.get('p50'))} ms, "
+            f"{_fps(1000.0 / pipeline['mean'])} FPS with pre-processing"
+            + (f"; {found:.3g} detections per picture on average" if _is_number(found) else "")
+            + "."
+        )
+    return [*lines, ""] if lines else []
 
 
 # ----------------------------------------------------------------------------- plots

@@ -390,6 +390,7 @@ class TorchRunner(Runner):
             bool(weights and weights.get("use_ema")),
             manifest.get("seg_output") or "logits",
             manifest.get("model_kwargs") or {},
+            manifest.get("detection"),
         )
         module = module.eval().to(torch.device(device))
         self.module: Callable[..., Any] = torch.compile(module) if compile else module

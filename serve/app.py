@@ -8,14 +8,16 @@ import sys
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 import litevit
+from litevit.artifacts import DETECTION_TASKS
 from litevit.calibration.images import Preprocessing
 from litevit.labels import SEGMENTATION_LABEL_SETS, palette
 from litevit.serve.batching import InferenceFailed
+from litevit.serve.detection import DetectionImages, mask_format, min_score
 from litevit.serve.images import (
     DEFAULT_TOP_K,
     decode_image,
@@ -217,14 +219,35 @@ def build_app(service: Service) -> Starlette:
             headers={BINARY_HEADER: str(json_length)},
         )
 
+    detectors: dict[str, DetectionImages] = {}
+
+    async def detection_image(request: Request, model: ServedModel) -> Response:
+        """Detections and segments as JSON (litevit.serve.detection)."""
+        masks = mask_format(request.query_params.get("masks"))
+        threshold = min_score(request.query_params.get("min_score"))
+        body = await service.body(request)
+        if model.name not in detectors:
+            detectors[model.name] = DetectionImages(model)
+        images = detectors[model.name]
+
+        def prepare() -> tuple[dict[str, np.ndarray], Any]:
+            return images.feeds(np.asarray(decode_image(body)))
+
+        feeds, geometry = await run_in_threadpool(prepare)
+        results = await model.batcher.submit(feeds, 1)
+        answer = await run_in_threadpool(images.render, results, geometry, masks, threshold)
+        return JSONResponse(answer)
+
     async def image(request: Request, model: ServedModel) -> Response:
-        info = image_input(model)
         if request.headers.get("content-type", "").startswith("multipart/"):
             raise ApiError(
                 400,
                 "send the image file's bytes as the request body (e.g. curl --data-binary @cat.jpg), "
                 "not a form.",
             )
+        if model.manifest.get("task") in DETECTION_TASKS:
+            return await detection_image(request, model)
+        info = image_input(model)
         top_k = _int_query(request, "top_k", DEFAULT_TOP_K)
         palette = request.query_params.get("palette", "false").lower() in ("1", "true", "yes")
         body = await service.body(request)

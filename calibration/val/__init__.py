@@ -8,6 +8,7 @@ dispatching on the manifest's task:
 - :mod:`.classification`: ImageFolder-style class folders, top-1 / top-5;
 - :mod:`.segmentation`: image / label-PNG pairs, mIoU, by the published test protocol
   (:mod:`litevit.runtime.seg_protocols`) or by a plain resize to the graph's size;
+- :mod:`.detection`: COCO instances / panoptic annotations, box and mask AP, PQ;
 - :mod:`.common`: results, the table, runner helpers; :mod:`.cli`: the command line.
 
 Files that cannot be decoded are counted, named and excluded, never replaced. Batches: the
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from litevit.artifacts import read_manifest
+from litevit.artifacts import DETECTION_TASKS, read_manifest
 from litevit.calibration.images import describe_unreadable
 from litevit.calibration.val.classification import ClassMapping, Scored, class_mapping, score_classifier
 from litevit.calibration.val.cli import configure_val_parser, run_val
@@ -44,7 +45,7 @@ from litevit.errors import DataError, LitevitError
 from litevit.runtime.runners import BACKENDS, PRECISIONS, Runner, open_runner
 from litevit.runtime.seg_protocols import SegTestProtocol, check_artifact, protocol_for
 
-TASKS = ("classification", "segmentation")
+TASKS = ("classification", "segmentation", *DETECTION_TASKS)
 
 
 def validate(
@@ -60,6 +61,7 @@ def validate(
     protocol: str = "resize",
     aug: bool = False,
     reduce_zero_label: bool | None = None,
+    split: str | None = None,
 ) -> ValResult:
     """Score the artefact folder ``artifact`` on the labelled folder ``data`` with every backend x
     precision (module docstrings: layouts, rules, metrics).
@@ -68,7 +70,8 @@ def validate(
     represented); unreadable ones among them are excluded, not replaced. Segmentation:
     ``protocol`` is ``"test"`` (the model's published test protocol, scored at the original image
     size; ``aug`` adds its multi-scale + flip) or ``"resize"``; ``reduce_zero_label`` overrides the
-    data set's label-PNG rule. Raises :class:`DataError` (one sentence) for data that cannot be scored.
+    data set's label-PNG rule. Detectors: ``split`` picks the COCO split when the annotations
+    folder holds several. Raises :class:`DataError` (one sentence) for data that cannot be scored.
     """
     if limit is not None and limit < 1:
         raise LitevitError(f"--limit must be at least 1; got {limit}.")
@@ -85,10 +88,18 @@ def validate(
     manifest = read_manifest(folder)
     task = manifest["task"]
     if task not in TASKS:
-        raise LitevitError(f"litevit val scores {' and '.join(TASKS)} models; {manifest['model']} is {task}.")
+        raise LitevitError(f"litevit val scores {', '.join(TASKS)} models; {manifest['model']} is {task}.")
     segmenter = task == "segmentation"
+    if split is not None and task not in DETECTION_TASKS:
+        raise LitevitError("--split applies to detection models only (the COCO split to score).")
     if not segmenter and (protocol != "resize" or aug or reduce_zero_label is not None):
         raise LitevitError("--protocol, --aug and --reduce-zero-label apply to segmentation models only.")
+    if task in DETECTION_TASKS:  # COCO data, AP and PQ
+        from litevit.calibration.val.detection import validate_detection
+
+        return validate_detection(
+            folder, manifest, Path(data), keys, split=split, limit=limit, threads=threads, progress=progress
+        )
     if aug and protocol != "test":
         raise LitevitError(
             "--aug (multi-scale + flip) is part of the published protocol: add --protocol test."

@@ -17,7 +17,9 @@ def configure_val_parser(parser: argparse.ArgumentParser) -> None:
         "--data",
         required=True,
         help=f"labelled images: DIR/<class>/*.jpg|png for classifiers; DIR/{SEG_IMAGES}/X.jpg + "
-        f"DIR/{SEG_MASKS}/X.png (or X_labelTrainIds.png) for segmenters",
+        f"DIR/{SEG_MASKS}/X.png (or X_labelTrainIds.png) for segmenters; COCO instances / panoptic "
+        f"layouts for detectors (DIR/annotations/instances_<split>.json or panoptic_<split>.json, "
+        f"DIR/images/)",
     )
     parser.add_argument(
         "--backend", default="ort", help=f"comma-separated, of {','.join(BACKENDS)} (default ort)"
@@ -60,6 +62,9 @@ def configure_val_parser(parser: argparse.ArgumentParser) -> None:
         const=False,
         help="label PNG value k is class k (255 ignored)",
     )
+    parser.add_argument(
+        "--split", help="detectors: the COCO split to score when DIR/annotations holds several"
+    )
     parser.add_argument("--json", metavar="OUT", help="also write the result as JSON to OUT")
 
 
@@ -79,6 +84,7 @@ def run_val(args: argparse.Namespace) -> int:
         protocol=args.protocol,
         aug=args.aug,
         reduce_zero_label=args.reduce_zero_label,
+        split=args.split,
     )
     print(format_val(result))
     if args.json:

@@ -46,17 +46,17 @@ class ModelCfg:
 
     name: str
     family: str  # "lvt" | "elsa" | "mobile_former" | "segvit"
-    task: str  # "classification" | "segmentation"
+    task: str  # "classification" | "segmentation" | "detection" | "panoptic"
     input_size: tuple[int, int]  # default (H, W)
     num_classes: int
-    label_set: str  # "imagenet1k" | "ade20k150" | "custom"
+    label_set: str  # "imagenet1k" | "ade20k150" | "coco80" | "coco_panoptic133" | "custom"
     size_divisor: int  # H and W must be multiples of this
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     pixel_scale: float = 1.0
     interpolation: str = "bicubic"
     crop_pct: float | None = 0.875  # classification: resize to size/crop_pct, centre crop
-    seg_resize: str | None = None  # segmentation test-time resize rule, in words
+    seg_resize: str | None = None  # segmentation / detection test-time resize rule, in words
     # Segmentation: the published test protocol as data (mmseg test_cfg + test pipeline), run around
     # any runner by litevit.runtime.seg_protocols; see SegTestProtocol there for the fields.
     test_protocol: dict[str, Any] | None = None
@@ -222,4 +222,4 @@ def create_model(
 
 def _import_families() -> None:
     # Importing the family modules runs their @register_model decorators.
-    from litevit.models import elsa, lvt, mobile_former, segvit  # noqa: F401
+    from litevit.models import detection, elsa, lvt, mobile_former, segvit  # noqa: F401

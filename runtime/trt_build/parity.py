@@ -13,6 +13,12 @@ from litevit import synthetic
 from litevit._deps import has
 from litevit.errors import LitevitError
 from litevit.runtime import runners
+from litevit.runtime.detection import IMAGE_SHAPES, INPUT_NAME
+from litevit.runtime.detection_compare import (
+    DETECTION_TOLERANCES,
+    compare_outputs as compare_detections,
+    label_table,
+)
 from litevit.runtime.trt_build.plugins import PluginSource
 from litevit.runtime.trt_build.profiles import ShapeRange
 from litevit.runtime.trt_build.tensorrt_log import one_line
@@ -85,6 +91,33 @@ def compare_outputs(
     }
 
 
+def detection_results(
+    expected: Mapping[str, np.ndarray],
+    actual: Mapping[str, np.ndarray],
+    precision: str,
+    data_config: Mapping[str, Any] | None,
+    shape: list[int],
+) -> list[dict[str, Any]]:
+    """A detector engine against ONNX Runtime, detection by detection
+    (:mod:`litevit.runtime.detection_compare`; INT8 is held to the FP16 tolerances)."""
+    tolerance = DETECTION_TOLERANCES.get(precision, DETECTION_TOLERANCES["fp16"])
+    count = int(data_config["num_classes"]) if data_config else 0
+    checks = compare_detections(
+        expected, actual, tolerance, label_table(count), ("image-like", shape), "ONNX Runtime"
+    )
+    return [
+        {
+            "output": check.check,
+            "value": check.value,
+            "limit": check.limit,
+            "detail": check.detail,
+            "passed": check.passed,
+            "reasons": [] if check.passed else [f"{check.detail}: {check.value:.6g} (limit {check.limit:g})"],
+        }
+        for check in checks
+    ]
+
+
 def _skipped(reason: str) -> dict[str, Any]:
     return {"status": "skipped", "reason": reason}
 
@@ -114,6 +147,14 @@ def engine_parity(
         info.name: parity_input(profiles[info.name].opt, data_config).astype(info.dtype)
         for info in reference_runner.inputs()
     }
+    detector = IMAGE_SHAPES in feeds
+    if detector:
+        # Each image fills its canvas and is its own original (noise would be no image size).
+        height, width = feeds[INPUT_NAME].shape[2:]
+        feeds[IMAGE_SHAPES] = np.tile(
+            np.asarray([height, width, height, width], feeds[IMAGE_SHAPES].dtype),
+            (len(feeds[IMAGE_SHAPES]), 1),
+        )
     with reference_runner:
         expected = reference_runner.infer(feeds)
     try:
@@ -121,7 +162,11 @@ def engine_parity(
             actual = engine_runner.infer(feeds)
     except LitevitError as exc:
         return {**header, "status": "failed", "reason": f"the engine did not run: {one_line(str(exc))}"}
-    results = [compare_outputs(name, expected[name], actual[name], tolerance) for name in expected]
+    if detector:
+        results = detection_results(expected, actual, precision, data_config, list(feeds[INPUT_NAME].shape))
+        header["tolerance"] = asdict(DETECTION_TOLERANCES.get(precision, DETECTION_TOLERANCES["fp16"]))
+    else:
+        results = [compare_outputs(name, expected[name], actual[name], tolerance) for name in expected]
     return {
         **header,
         "status": "passed" if all(r["passed"] for r in results) else "failed",
@@ -159,6 +204,8 @@ def format_parity(parity: Mapping[str, Any]) -> str:
     for result in parity["results"]:
         if "label_agreement" in result:
             parts.append(f"{result['output']}: labels agree {result['label_agreement']:.2%}")
+        elif "value" in result:
+            parts.append(f"{result['output']}: {result['value']:.6g} (limit {result['limit']:g})")
         elif "max_abs" in result:
             parts.append(
                 f"{result['output']}: max abs {result['max_abs']:.3g}, cosine {result['cosine']:.6f}"

@@ -75,8 +75,10 @@ def optimisation_profiles(
     model: onnx.ModelProto, manifest: Mapping[str, Any] | None, overrides: Mapping[str, ShapeRange]
 ) -> dict[str, ShapeRange]:
     """min/opt/max per input: ``overrides`` first; else a dynamic batch spans 1..max(batch, 8) at
-    opt = the exported batch, and dynamic height/width stay at the exported size. A static input
-    keeps its shape. Every input is listed (static ones with min = opt = max)."""
+    opt = the exported batch, and dynamic height/width stay at the exported size, or span the
+    manifest's ``hw_range`` (detectors: the smallest canvas to a square of the export size's long
+    side, opt = the export size). A static input keeps its shape. Every input is listed (static
+    ones with min = opt = max)."""
     inputs = graph_inputs(model)
     overrides = dict(overrides)
     if "" in overrides:
@@ -94,6 +96,7 @@ def optimisation_profiles(
         )
     exported_batch = int(manifest["batch"]) if manifest else 1
     exported_hw = tuple(manifest["img_size"]) if manifest else None
+    hw_range = manifest.get("hw_range") if manifest else None
     profiles: dict[str, ShapeRange] = {}
     for name, dims in inputs:
         if name in overrides:
@@ -116,7 +119,10 @@ def optimisation_profiles(
                 per_axis.append((1, exported_batch, max(exported_batch, DEFAULT_MAX_BATCH)))
             elif exported_hw is not None and len(dims) == 4 and axis in (2, 3):
                 size = int(exported_hw[axis - 2])
-                per_axis.append((size, size, size))
+                if hw_range:
+                    per_axis.append((int(hw_range["min"][axis - 2]), size, int(hw_range["max"][axis - 2])))
+                else:
+                    per_axis.append((size, size, size))
             else:
                 raise LitevitError(
                     f"input {name!r} has a dynamic dim {axis} whose range litevit cannot infer here; "

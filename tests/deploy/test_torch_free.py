@@ -30,7 +30,8 @@ def test_deployment_modules_import_without_torch():
         "import litevit.serve, litevit.serve.batching\n"
         "import litevit.calibration.int8, litevit.calibration.quant_report, litevit.calibration.val\n"
         "import litevit.calibration.coco_ap, litevit.calibration.panoptic, litevit.calibration.det_results\n"
-        "import litevit.synthetic_shapes\n"
+        "import litevit.synthetic_shapes, litevit.runtime.detection, litevit.runtime.detection_compare\n"
+        "import litevit.runtime.bench_detection, litevit.calibration.val.detection, litevit.serve.detection\n"
         "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
         "print(litevit.__version__, len(litevit.labels.class_names('ade20k150')))\n"
     )

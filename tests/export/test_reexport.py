@@ -114,6 +114,10 @@ def test_reexport_keeps_what_is_still_valid_and_removes_what_is_not(trained_lvt,
             "this export runs neither (--no-check, no --int8): drop --threads",
         ),
         (["--seg-output", "logits"], "--seg-output applies to segmentation models; lvt is a classification"),
+        (
+            ["--det-masks", "roi", "--score-thr", "0.3"],
+            "--det-masks, --score-thr apply to detectors; lvt is a",
+        ),
     ],
 )
 def test_refused_exports_say_why_and_leave_no_folder(tmp_path, capsys, argv, said):

@@ -20,6 +20,7 @@ import onnx
 import pytest
 
 from litevit.calibration.qdq import activation_tensors, fold_weight_transposes, quant_sites, quantize
+from litevit.artifacts import DETECTION_TASKS
 from litevit.cli import export_main
 from litevit.export import export_model
 from litevit.export.fp16 import convert_to_fp16
@@ -69,7 +70,17 @@ def check_every_route_and_release(exported: onnx.ModelProto, name: str) -> None:
                 assert found == missing & _main_graph_ops(graph), (name, ops, kind, release, found)
 
 
-@pytest.mark.parametrize("name", list_models())
+# Detector graphs in the default run: tests/export/test_detection_export.py checks the trained
+# fixtures' exports (both detector kinds, FP32 and FP16) on every release; their smoke exports here
+# (minutes each) are slow.
+@pytest.mark.per_architecture
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=pytest.mark.slow) if get_model_cfg(name).task in DETECTION_TASKS else name
+        for name in list_models()
+    ],
+)
 def test_every_exported_graph_parses_on_every_release(name, smoke_export):
     check_every_route_and_release(smoke_export(name), name)
 

@@ -87,16 +87,16 @@ def test_every_op_has_samples() -> None:
 
 # With autograd, opcheck also traces the backward (the reference differentiated), which costs
 # seconds per call: every layout without grad, and with grad the two layouts models feed in
-# training (channels-last activations, batch-expanded learned tokens); contiguous inputs with
-# grad are checked in each op's own tests.
-CASES = [(layout, False) for layout in LAYOUTS] + [("channels_last", True), ("batch_expanded", True)]
+# training (channels-last activations, batch-expanded learned tokens; the latter, 10-25 s an op, is
+# slow); contiguous inputs with grad are checked in each op's own tests.
+CASES = [
+    *(pytest.param(layout, False, id=f"{layout}-no_grad") for layout in LAYOUTS),
+    pytest.param("channels_last", True, id="channels_last-grad"),
+    pytest.param("batch_expanded", True, id="batch_expanded-grad", marks=pytest.mark.slow),
+]
 
 
-@pytest.mark.parametrize(
-    ("layout", "requires_grad"),
-    CASES,
-    ids=[f"{layout}-{'grad' if grad else 'no_grad'}" for layout, grad in CASES],
-)
+@pytest.mark.parametrize(("layout", "requires_grad"), CASES)
 @pytest.mark.parametrize("op_name", sorted(OPS))
 def test_opcheck_and_contiguous_output_for_every_layout(
     op_name: str, layout: str, requires_grad: bool

@@ -14,8 +14,6 @@ import torch
 import torch.nn.functional as F
 
 from litevit.errors import LitevitError, UnknownModelError
-from litevit.export import export_model
-from litevit.models import get_model_cfg
 from litevit.runtime import bench
 from litevit.runtime.bench import (
     SCHEMA,
@@ -34,32 +32,19 @@ from litevit.runtime.stats import STAT_KEYS
 QUIET = {"log": lambda s: None, "allow_few_iterations": True}
 
 
-def _export(tmp_path_factory, name, **kwargs):
-    out = tmp_path_factory.mktemp(name)
-    export_model(
-        name,
-        img_size=(64, 64),
-        model_kwargs=get_model_cfg(name).smoke_arch,
-        out_dir=out,
-        log=lambda s: None,
-        **kwargs,
-    )
-    return out
+@pytest.fixture(scope="module")
+def classifier(smoke_artifact):
+    return smoke_artifact("lvt", dynamic_batch=True)
 
 
 @pytest.fixture(scope="module")
-def classifier(tmp_path_factory):
-    return _export(tmp_path_factory, "lvt", dynamic_batch=True)
+def seg_labels(smoke_artifact):
+    return smoke_artifact("lvt_seg", dynamic_hw=True)
 
 
 @pytest.fixture(scope="module")
-def seg_labels(tmp_path_factory):
-    return _export(tmp_path_factory, "lvt_seg", dynamic_hw=True)
-
-
-@pytest.fixture(scope="module")
-def seg_logits(tmp_path_factory):
-    return _export(tmp_path_factory, "lvt_seg", dynamic_hw=True, seg_output="logits")
+def seg_logits(smoke_artifact):
+    return smoke_artifact("lvt_seg", dynamic_hw=True, seg_output="logits")
 
 
 def test_synthetic_benchmark_document(classifier):
@@ -271,10 +256,10 @@ def test_paper_protocol_with_logit_artefact(seg_logits):
     )
 
 
-def test_paper_protocol_refusals(classifier, tmp_path_factory):
+def test_paper_protocol_refusals(classifier, smoke_artifact):
     with pytest.raises(LitevitError, match="lvt is a classification model: use --protocol synthetic"):
         run_benchmark(classifier, protocol="paper", **QUIET)
-    static = _export(tmp_path_factory, "lvt_seg")
+    static = smoke_artifact("lvt_seg")
     with pytest.raises(LitevitError, match="re-export it with --dynamic-hw"):
         run_benchmark(static, protocol="paper", **QUIET)
     with pytest.raises(LitevitError, match="use --batch 1"):

@@ -151,7 +151,8 @@ def fixture_artifact_any_size(trained_upernet, tmp_path_factory) -> Path:
     return _export_fixture(trained_upernet, tmp_path_factory.mktemp("upernet-shapes-hw"), dynamic_hw=True)
 
 
-@pytest.mark.parametrize("variant", ["slide", "slide-aug", "whole"])
+# "whole" needs the fixture exported with dynamic H x W, over a minute on 2 cores: slow.
+@pytest.mark.parametrize("variant", ["slide", "slide-aug", pytest.param("whole", marks=pytest.mark.slow)])
 def test_protocol_through_onnx_runtime_matches_mmseg_in_torch(trained_upernet, request, variant):
     """Scores at the original size, ONNX Runtime + numpy protocol vs mmseg's code in torch: sliding
     windows (90x125 is resized to 96x133: 2x3 uneven windows), multi-scale + flip (12 runs; min_size

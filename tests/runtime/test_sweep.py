@@ -10,9 +10,7 @@ import pytest
 
 from litevit.cli import main
 from litevit.errors import LitevitError
-from litevit.export import export_model
 from litevit.export.api import model_complexity
-from litevit.models import get_model_cfg
 from litevit.runtime import sweep as sweep_module
 from litevit.runtime.report import build_report, load_bench_json
 from litevit.runtime.sweep import Sweep, format_sweep, parse_sweep, run_sweep
@@ -21,29 +19,16 @@ QUIET = {"log": lambda s: None, "allow_few_iterations": True}
 FAST = {"warmup": 1, "iterations": 3, "threads": 1}
 
 
-def _export(tmp_path_factory, name, **kwargs):
-    out = tmp_path_factory.mktemp(name)
-    export_model(
-        name,
-        img_size=(64, 64),
-        model_kwargs=get_model_cfg(name).smoke_arch,
-        out_dir=out,
-        log=lambda s: None,
-        **kwargs,
-    )
-    return out
-
-
 @pytest.fixture(scope="module")
-def classifier(tmp_path_factory):
+def classifier(smoke_artifact):
     """Dynamic batch, static 64x64."""
-    return _export(tmp_path_factory, "lvt", dynamic_batch=True)
+    return smoke_artifact("lvt", dynamic_batch=True)
 
 
 @pytest.fixture(scope="module")
-def segmenter(tmp_path_factory):
+def segmenter(smoke_artifact):
     """Dynamic H x W, static batch 1."""
-    return _export(tmp_path_factory, "lvt_seg", dynamic_hw=True)
+    return smoke_artifact("lvt_seg", dynamic_hw=True)
 
 
 @pytest.mark.parametrize(
