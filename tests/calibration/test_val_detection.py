@@ -111,6 +111,7 @@ def test_data_the_detector_cannot_score_is_refused(detector_artifact, shapes_hel
         validate(detector_artifact("shapes_mask_rcnn"), renamed, progress=False)
 
 
+@pytest.mark.slow  # a third detector export (the 28x28 mask output)
 def test_roi_masks_pasted_on_the_host_score_like_canvas_masks(
     detector_artifact, shapes_heldout, trained_detector, tmp_path
 ):
