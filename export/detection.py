@@ -49,7 +49,7 @@ from litevit.export.onnx_export import (
     example_input,
     image_dynamic_shapes,
 )
-from litevit.export.parity import ParityError
+from litevit.export.parity import cpu_session
 from litevit.runtime.detection_compare import (
     DETECTION_TOLERANCES,
     DetectionGate,
@@ -279,23 +279,11 @@ def run_detection_parity(
     threads: int | None = None,
 ) -> DetectionGate:
     """The gate (module docstring) of one graph; ``module`` is the PyTorch model it came from."""
-    import onnxruntime as ort
 
     tol = DETECTION_TOLERANCES[precision]
     cfg = model_cfg(module)
     checked, nms_names = with_nms_inputs(set_score_threshold(onnx_model, score_threshold))
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    if threads:
-        options.intra_op_num_threads = threads
-    try:
-        session = ort.InferenceSession(
-            checked.SerializeToString(), options, providers=["CPUExecutionProvider"]
-        )
-    except Exception as exc:  # ORT raises its own exception types for graphs it cannot load
-        raise ParityError(
-            f"ONNX Runtime cannot load the {precision} graph: {str(exc).splitlines()[0]}"
-        ) from None
+    session = cpu_session(checked, precision, threads)
     names = list(module.output_names)
     buffer = getattr(module, SCORE_THRESHOLD)
     original = float(buffer)

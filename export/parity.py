@@ -126,6 +126,25 @@ def compare(
     return result
 
 
+def cpu_session(onnx_model: onnx.ModelProto, precision: str, threads: int | None) -> Any:
+    """An ONNX Runtime CPU session of the graph a gate checks; a graph it cannot load is a
+    :class:`ParityError` naming the precision."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    if threads:
+        options.intra_op_num_threads = threads
+    try:
+        return ort.InferenceSession(
+            onnx_model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:  # ORT raises its own exception types for graphs it cannot load
+        raise ParityError(
+            f"ONNX Runtime cannot load the {precision} graph: {str(exc).splitlines()[0]}"
+        ) from None
+
+
 def run_parity(
     module: torch.nn.Module,
     onnx_model: onnx.ModelProto,
@@ -134,23 +153,11 @@ def run_parity(
     threads: int | None = None,
 ) -> list[OutputComparison]:
     """Run PyTorch (FP32) and ONNX Runtime (CPU) on the same inputs; compare every output."""
-    import onnxruntime as ort
 
     cfg = model_cfg(module)
     labels_graph = any(n.op_type == "ArgMax" for n in onnx_model.graph.node)
     checked = with_scores_output(onnx_model) if labels_graph else onnx_model
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    if threads:
-        options.intra_op_num_threads = threads
-    try:
-        session = ort.InferenceSession(
-            checked.SerializeToString(), options, providers=["CPUExecutionProvider"]
-        )
-    except Exception as exc:  # ORT raises its own exception types for graphs it cannot load
-        raise ParityError(
-            f"ONNX Runtime cannot load the {precision} graph: {str(exc).splitlines()[0]}"
-        ) from None
+    session = cpu_session(checked, precision, threads)
     input_name = session.get_inputs()[0].name
     names = [o.name for o in session.get_outputs()]
     results = []

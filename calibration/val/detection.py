@@ -100,10 +100,7 @@ def validate_detection(
     )
     for (backend, precision), row in zip(keys, scores):
         result.rows.append(ValRow(backend, precision, images, row))
-    fp32 = {row.backend: row.scores[result.metric] for row in result.rows if row.precision == "fp32"}
-    for row in result.rows:
-        if row.precision != "fp32" and row.backend in fp32:
-            row.delta = row.scores[result.metric] - fp32[row.backend]
+    result.add_deltas()
     if unreadable:
         result.notes.append(f"excluded {describe_unreadable(unreadable, root, limit=10)}")
     return result
