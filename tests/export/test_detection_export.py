@@ -196,3 +196,22 @@ def test_detector_graphs_pass_the_parser_coverage_of_every_release(detector_arti
             adapted, _ = adapt_for_target(graph, release)
             problems = unsupported_nodes(adapted, release)
             assert not problems, (file_name, release, [p.describe() for p in problems[:3]])
+
+
+def test_the_candidate_cap_is_a_top_k_every_release_parses():
+    """The trained fixtures rank fewer candidates than the cap; a full-size detector's RCNN TopK has
+    K = MAX_TOPK, which must pass every release's parser rules (10.x: "less than 3840")."""
+    from onnx import TensorProto, helper
+
+    from litevit.models.detection.postprocess import MAX_TOPK
+    from litevit.runtime.trt_build.parser_coverage import TARGET_RELEASES, unsupported_nodes
+
+    scores = helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 5 * MAX_TOPK])
+    values = helper.make_tensor_value_info("values", TensorProto.FLOAT, [1, MAX_TOPK])
+    indices = helper.make_tensor_value_info("indices", TensorProto.INT64, [1, MAX_TOPK])
+    k = numpy_helper.from_array(np.array([MAX_TOPK], np.int64), "k")
+    node = helper.make_node("TopK", ["scores", "k"], ["values", "indices"], axis=1, name="candidates")
+    graph = helper.make_graph([node], "cap", [scores], [values, indices], initializer=[k])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    for release in TARGET_RELEASES:
+        assert unsupported_nodes(model, release) == [], release

@@ -24,7 +24,7 @@ resolution, exactly as mmdet does). Panoptic FPN adds ``panoptic`` (B, H, W) int
 
 Differences from mmdet, all from static shapes or the input canvas:
 
-* at most 3840 (box, class) candidates per image enter the final NMS (TensorRT's largest TopK);
+* at most 3839 (box, class) candidates per image enter the final NMS (under TensorRT's TopK limit);
   mmdet takes every candidate above the score threshold (thousands only for unusual images);
 * ``mask_output="canvas"`` pastes masks and fuses panoptic segments on the resized, padded
   canvas; mmdet pastes at the original resolution (``mask_output="roi"`` plus the host paste

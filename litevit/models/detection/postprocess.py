@@ -5,7 +5,7 @@ never depend on the data. Where mmdet selects a data-dependent number of element
 per-level RoI lists, ``dets[:max_per_img]``), this code keeps a fixed number ``K`` and a validity
 mask instead: candidates are ranked with a constant-K ``topk`` after padding to at least K (so
 K never exceeds the input, whatever the image size: TensorRT 8.5's parser needs a constant K,
-at most 3840), NMS returns a keep mask (``litevit.ops.nms``), and RoIs are assigned to FPN levels
+at most 3839), NMS returns a keep mask (``litevit.ops.nms``), and RoIs are assigned to FPN levels
 by ``where`` on every level (``litevit.ops.roi_align`` per level, a 1-pixel dummy RoI where the
 RoI belongs to another level). Invalid slots carry score -1, which every threshold rejects.
 
@@ -40,8 +40,10 @@ from litevit.ops.nms import NMS_OP
 from litevit.ops.roi_align import ROI_ALIGN_OP
 
 INVALID_SCORE = -1.0
-# TensorRT's TopK takes K <= 3840 (8.5 - 10.x): the largest pre-NMS candidate count per image.
-MAX_TOPK = 3840
+# The largest pre-NMS candidate count per image, a constant TopK K: NvInfer.h (8.5 - 11) says TopK
+# supports K "up to 3840", onnx-tensorrt's operators.md for 10.x says K "must be less than 3840";
+# 3839 satisfies both (runtime/trt_build/parser_coverage.py holds the parsers to the stricter one).
+MAX_TOPK = 3839
 # mmdet's delta2bbox clamp of dw, dh: |log(16 / 1000)|.
 MAX_LOG_RATIO = abs(math.log(16 / 1000))
 
