@@ -448,6 +448,27 @@ def _check_static_hw(info: TensorInfo, img_size: Sequence[int], what: str) -> No
 # Timing
 
 
+def run_timed_loop(
+    step: Callable[[int], None], iterations: int | None, seconds: float | None, progress: Progress
+) -> tuple[int, float, float]:
+    """Call ``step(i)`` for i = 0, 1, ... (each call times and records its own iteration) until
+    ``iterations`` calls, or until ``seconds`` of loop time have passed; returns the number of
+    calls and the monotonic start and end of the loop (the tegrastats window)."""
+    budget_ns = None if seconds is None else int(seconds * 1e9)
+    count = 0
+    window_start = time.monotonic()
+    loop_start = time.perf_counter_ns()
+    while True:
+        step(count)
+        count += 1
+        progress.update()
+        if iterations is not None and count >= iterations:
+            break
+        if budget_ns is not None and time.perf_counter_ns() - loop_start >= budget_ns:
+            break
+    return count, window_start, time.monotonic()
+
+
 def _time_iterations(
     run: Callable[[], None],
     gpu_timer: Callable[[], float] | None,
@@ -458,22 +479,16 @@ def _time_iterations(
     """Host latencies (ms), GPU latencies (ms) or None, and the monotonic start/end of the loop."""
     host_ms: list[float] = []
     gpu_ms: list[float] | None = [] if gpu_timer is not None else None
-    budget_ns = None if seconds is None else int(seconds * 1e9)
-    window_start = time.monotonic()
-    loop_start = time.perf_counter_ns()
-    while True:
+
+    def step(_: int) -> None:
         start = time.perf_counter_ns()
         run()
-        end = time.perf_counter_ns()
-        host_ms.append((end - start) / 1e6)
+        host_ms.append((time.perf_counter_ns() - start) / 1e6)
         if gpu_ms is not None and gpu_timer is not None:
             gpu_ms.append(gpu_timer())
-        progress.update()
-        if iterations is not None and len(host_ms) >= iterations:
-            break
-        if budget_ns is not None and end - loop_start >= budget_ns:
-            break
-    return host_ms, gpu_ms, window_start, time.monotonic()
+
+    _, window_start, window_end = run_timed_loop(step, iterations, seconds, progress)
+    return host_ms, gpu_ms, window_start, window_end
 
 
 def _timed_run(
@@ -682,26 +697,19 @@ def _paper_run(
         one_image(image_hw, prepared(image_hw))
 
     host_ms: list[float] = []
-    budget_ns = None if seconds is None else int(seconds * 1e9)
+
+    def step(i: int) -> None:
+        image_hw = sizes[i % len(sizes)]
+        feeds = prepared(image_hw)  # data pipeline: not timed
+        start = time.perf_counter_ns()
+        one_image(image_hw, feeds)
+        host_ms.append((time.perf_counter_ns() - start) / 1e6)
+
     bar = Progress(progress, iterations, f"{label} (paper protocol)")
-    window_start = time.monotonic()
-    loop_start = time.perf_counter_ns()
     try:
-        while True:
-            image_hw = sizes[len(host_ms) % len(sizes)]
-            feeds = prepared(image_hw)  # data pipeline: not timed
-            start = time.perf_counter_ns()
-            one_image(image_hw, feeds)
-            end = time.perf_counter_ns()
-            host_ms.append((end - start) / 1e6)
-            bar.update()
-            if iterations is not None and len(host_ms) >= iterations:
-                break
-            if budget_ns is not None and end - loop_start >= budget_ns:
-                break
+        _, window_start, window_end = run_timed_loop(step, iterations, seconds, bar)
     finally:
         bar.close()
-    window_end = time.monotonic()
     entry = _run_entry(
         "paper_end_to_end",
         1,
@@ -794,28 +802,20 @@ def _test_protocol_runs(
     for hw in paper_image_sizes(warmup, seed=PAPER_SEED + 1):
         seg_protocols.predict(image(hw), protocol, graph, data_config)
     host_ms: list[float] = []
-    calls = 0
-    budget_ns = None if seconds is None else int(seconds * 1e9)
+    calls_before = graph.calls
+
+    def step(i: int) -> None:
+        pixels = image(sizes[i % len(sizes)])  # decoding stands outside, as a data loader
+        start = time.perf_counter_ns()
+        seg_protocols.predict(pixels, protocol, graph, data_config)
+        host_ms.append((time.perf_counter_ns() - start) / 1e6)
+
     bar = Progress(progress, iterations, f"{label} (test protocol)")
-    window_start = time.monotonic()
-    loop_start = time.perf_counter_ns()
     try:
-        while True:
-            pixels = image(sizes[len(host_ms) % len(sizes)])  # decoding stands outside, as a data loader
-            before = graph.calls
-            start = time.perf_counter_ns()
-            seg_protocols.predict(pixels, protocol, graph, data_config)
-            end = time.perf_counter_ns()
-            calls += graph.calls - before
-            host_ms.append((end - start) / 1e6)
-            bar.update()
-            if iterations is not None and len(host_ms) >= iterations:
-                break
-            if budget_ns is not None and end - loop_start >= budget_ns:
-                break
+        _, window_start, window_end = run_timed_loop(step, iterations, seconds, bar)
     finally:
         bar.close()
-    window_end = time.monotonic()
+    calls = graph.calls - calls_before
     inference = "runner.infer with host arrays in and out" + (
         " (host->device copy + compute + device->host copy)" if runner.device.startswith("cuda") else ""
     )

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from litevit._progress import Progress
+from litevit.runtime.bench import run_timed_loop
 from litevit.runtime.detection import (
     IMAGE_SHAPES,
     INPUT_NAME,
@@ -126,25 +127,19 @@ def detection_paper_run(
         one(pictures[(i + 1) % len(pictures)])
     stages: dict[str, list[float]] = {"preprocess": [], "graph": [], "postprocess": []}
     detections: list[int] = []
-    budget_ns = None if seconds is None else int(seconds * 1e9)
+
+    def step(i: int) -> None:
+        pre, graph, post, found = one(pictures[i % len(pictures)])
+        stages["preprocess"].append(pre)
+        stages["graph"].append(graph)
+        stages["postprocess"].append(post)
+        detections.append(found)
+
     bar = Progress(progress, iterations, f"{label} (paper protocol)")
-    window_start = time.monotonic()
-    loop_start = time.perf_counter_ns()
     try:
-        while True:
-            pre, graph, post, found = one(pictures[len(detections) % len(pictures)])
-            stages["preprocess"].append(pre)
-            stages["graph"].append(graph)
-            stages["postprocess"].append(post)
-            detections.append(found)
-            bar.update()
-            if iterations is not None and len(detections) >= iterations:
-                break
-            if budget_ns is not None and time.perf_counter_ns() - loop_start >= budget_ns:
-                break
+        _, window_start, window_end = run_timed_loop(step, iterations, seconds, bar)
     finally:
         bar.close()
-    window_end = time.monotonic()
     timed = [g + p for g, p in zip(stages["graph"], stages["postprocess"])]
     entry = run_entry(
         "paper_end_to_end",
