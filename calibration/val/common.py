@@ -92,15 +92,22 @@ def batch_size(manifest: dict[str, Any], batch: int | None) -> int:
     return batch if batch is not None else DEFAULT_DYNAMIC_BATCH
 
 
+def run_padded(runner: Runner, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """One inference; a graph with a fixed batch B > rows gets zero rows, whose outputs are dropped."""
+    rows = len(next(iter(feeds.values())))
+    batch = runner.inputs()[0].shape[0]
+    if isinstance(batch, int) and batch > rows:
+        feeds = {
+            name: np.concatenate([array, np.zeros((batch - rows, *array.shape[1:]), array.dtype)])
+            for name, array in feeds.items()
+        }
+    return {name: value[:rows] for name, value in runner.infer(feeds).items()}
+
+
 def run_batch(runner: Runner, images: np.ndarray) -> np.ndarray:
-    """The first output for ``images``; a fixed-batch graph gets zero padding, whose outputs are dropped."""
+    """The first output for ``images`` on a one-input graph (see :func:`run_padded`)."""
     info = runner.inputs()[0]
-    count = len(images)
-    if isinstance(info.shape[0], int) and count < info.shape[0]:
-        padding = np.zeros((info.shape[0] - count, *images.shape[1:]), images.dtype)
-        images = np.concatenate([images, padding])
-    output = runner.infer({info.name: images.astype(info.dtype, copy=False)})[runner.outputs()[0].name]
-    return output[:count]
+    return run_padded(runner, {info.name: images.astype(info.dtype, copy=False)})[runner.outputs()[0].name]
 
 
 def paper_figure(manifest: dict[str, Any]) -> tuple[str, str]:

@@ -38,10 +38,10 @@ from litevit.calibration.coco_ap import evaluate_coco
 from litevit.calibration.det_results import detections_to_coco, encode_masks
 from litevit.calibration.images import describe_unreadable, unreadable_reason
 from litevit.calibration.panoptic import PanopticQuality, ground_truth_ids
-from litevit.calibration.val.common import ValResult, ValRow, paper_figure
+from litevit.calibration.val.common import ValResult, ValRow, paper_figure, run_padded
 from litevit.errors import DataError
 from litevit.runtime.detection import DetectionPreprocessing, model_categories, postprocess
-from litevit.runtime.runners import Runner, open_runner
+from litevit.runtime.runners import open_runner
 
 AP_NAMES = ("AP", "AP50", "AP75")
 PQ_COLUMNS = ("PQ", "SQ", "RQ", "PQ_th", "PQ_st")
@@ -52,18 +52,6 @@ def detection_columns(task: str, has_masks: bool) -> list[str]:
         return list(PQ_COLUMNS)
     kinds = ("box", "mask") if has_masks else ("box",)
     return [f"{kind} {name}" for kind in kinds for name in AP_NAMES]
-
-
-def run_padded(runner: Runner, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """One inference; a graph with a fixed batch B > rows gets zero rows, whose outputs are dropped."""
-    rows = len(next(iter(feeds.values())))
-    batch = runner.inputs()[0].shape[0]
-    if isinstance(batch, int) and batch > rows:
-        feeds = {
-            name: np.concatenate([array, np.zeros((batch - rows, *array.shape[1:]), array.dtype)])
-            for name, array in feeds.items()
-        }
-    return {name: value[:rows] for name, value in runner.infer(feeds).items()}
 
 
 def validate_detection(
