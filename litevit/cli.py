@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from litevit._compat import strict_zip
@@ -459,7 +460,6 @@ def _format_bench(doc: dict[str, Any]) -> str:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from litevit._io import ensure_writable_dir
     from litevit.runtime.bench import run_benchmark, write_bench_json
 
     if args.sweep is not None:
@@ -480,17 +480,22 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         log=lambda s: print(s, file=sys.stderr),
     )
     print(_format_bench(doc))
-    json_path = args.json
-    if json_path is None:
-        device = doc["device"].replace(":", "")
-        folder = ensure_writable_dir(DEFAULT_RUNS_DIR)
-        json_path = folder / f"{doc['model']}.{doc['backend']}.{doc['precision']}.{device}.json"
+    json_path = args.json or _default_bench_json(doc)
     print(f"wrote {write_bench_json(doc, json_path)}")
     return 0
 
 
-def _cmd_bench_sweep(args: argparse.Namespace) -> int:
+def _default_bench_json(doc: dict[str, Any], suffix: str = "") -> Path:
+    """Where a bench document goes without --json:
+    litevit-runs/MODEL.BACKEND.PRECISION.DEVICE[SUFFIX].json."""
     from litevit._io import ensure_writable_dir
+
+    device = doc["device"].replace(":", "")
+    folder = ensure_writable_dir(DEFAULT_RUNS_DIR)
+    return folder / f"{doc['model']}.{doc['backend']}.{doc['precision']}.{device}{suffix}.json"
+
+
+def _cmd_bench_sweep(args: argparse.Namespace) -> int:
     from litevit.runtime.bench import write_bench_json
     from litevit.runtime.sweep import format_sweep, parse_sweep, run_sweep
 
@@ -517,12 +522,7 @@ def _cmd_bench_sweep(args: argparse.Namespace) -> int:
         log=lambda s: print(s, file=sys.stderr),
     )
     print(format_sweep(doc))
-    json_path = args.json
-    if json_path is None:
-        device = doc["device"].replace(":", "")
-        folder = ensure_writable_dir(DEFAULT_RUNS_DIR)
-        name = f"{doc['model']}.{doc['backend']}.{doc['precision']}.{device}.sweep-{sweep.axis}.json"
-        json_path = folder / name
+    json_path = args.json or _default_bench_json(doc, f".sweep-{sweep.axis}")
     print(f"wrote {write_bench_json(doc, json_path)}")
     return 0
 
