@@ -37,7 +37,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from litevit.errors import LitevitError
-from litevit.onnx_graphs import UniqueNames
+from litevit.onnx_graphs import UniqueNames, value_types_and_ranks
 from litevit.runtime.trt_build.parser_coverage import TARGET_RELEASES, TRT_TARGET_KEY, release_support
 
 DECOMPOSED_KEY = "litevit.decomposed_from"
@@ -107,15 +107,7 @@ class _Facts:
 
 def _value_facts(graph: onnx.GraphProto) -> _Facts:
     facts = _Facts()
-    for value in (*graph.input, *graph.output, *graph.value_info):
-        tensor = value.type.tensor_type
-        if tensor.elem_type:
-            facts.types[value.name] = tensor.elem_type
-            if tensor.HasField("shape"):
-                facts.ranks[value.name] = len(tensor.shape.dim)
-    for init in graph.initializer:
-        facts.types[init.name] = init.data_type
-        facts.ranks[init.name] = len(init.dims)
+    facts.types, facts.ranks = value_types_and_ranks(graph)
     return facts
 
 

@@ -55,3 +55,40 @@ class UniqueNames:
             name = f"{base}_{suffix}"
         self.taken.add(name)
         return name
+
+
+def value_types_and_ranks(
+    graph: onnx.GraphProto, *, subgraphs: bool = False
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Element type and rank of every value of ``graph`` whose type is known (inputs, outputs,
+    value_info, initializers); with ``subgraphs``, those of If/Loop/Scan bodies too."""
+    types: dict[str, int] = {}
+    ranks: dict[str, int] = {}
+
+    def collect(current: onnx.GraphProto) -> None:
+        for value in (*current.input, *current.output, *current.value_info):
+            tensor = value.type.tensor_type
+            if value.type.HasField("tensor_type") and tensor.elem_type:
+                types[value.name] = tensor.elem_type
+                if tensor.HasField("shape"):
+                    ranks[value.name] = len(tensor.shape.dim)
+        for init in current.initializer:
+            types[init.name] = init.data_type
+            ranks[init.name] = len(init.dims)
+        if subgraphs:
+            for node in current.node:
+                for attribute in node.attribute:
+                    for body in attribute_subgraphs(attribute):
+                        collect(body)
+
+    collect(graph)
+    return types, ranks
+
+
+def attribute_subgraphs(attribute: onnx.AttributeProto) -> list[onnx.GraphProto]:
+    """The graphs a node attribute holds (If branches, Loop/Scan bodies); none for other kinds."""
+    if attribute.type == onnx.AttributeProto.GRAPH:
+        return [attribute.g]
+    if attribute.type == onnx.AttributeProto.GRAPHS:
+        return list(attribute.graphs)
+    return []

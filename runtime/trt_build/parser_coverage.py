@@ -47,7 +47,7 @@ import onnx.inliner
 from onnx import numpy_helper
 
 from litevit.errors import LitevitError
-from litevit.onnx_graphs import BUILTIN_ONNX_DOMAINS
+from litevit.onnx_graphs import BUILTIN_ONNX_DOMAINS, attribute_subgraphs, value_types_and_ranks
 from litevit.plugins.kernels import OP_PACKAGES
 from litevit.runtime.trt_build.features import TrtFeatures
 from litevit.runtime.trt_build.plugins import PLUGIN_LIBRARY
@@ -409,33 +409,7 @@ def _value_facts(model: onnx.ModelProto) -> _ValueFacts:
         inferred = onnx.shape_inference.infer_shapes(typed, strict_mode=False)
     except Exception:  # a graph shape inference cannot read: facts stay unknown, nothing else changes
         inferred = typed
-    facts = _ValueFacts({}, {})
-
-    def collect(graph: onnx.GraphProto) -> None:
-        for value in [*graph.input, *graph.output, *graph.value_info]:
-            tensor = value.type.tensor_type
-            if value.type.HasField("tensor_type") and tensor.elem_type:
-                facts.types[value.name] = tensor.elem_type
-                if tensor.HasField("shape"):
-                    facts.ranks[value.name] = len(tensor.shape.dim)
-        for init in graph.initializer:
-            facts.types[init.name] = init.data_type
-            facts.ranks[init.name] = len(init.dims)
-        for node in graph.node:
-            for attribute in node.attribute:
-                for sub in _subgraphs(attribute):
-                    collect(sub)
-
-    collect(inferred.graph)
-    return facts
-
-
-def _subgraphs(attribute: onnx.AttributeProto) -> list[onnx.GraphProto]:
-    if attribute.type == onnx.AttributeProto.GRAPH:
-        return [attribute.g]
-    if attribute.type == onnx.AttributeProto.GRAPHS:
-        return list(attribute.graphs)
-    return []
+    return _ValueFacts(*value_types_and_ranks(inferred.graph, subgraphs=True))
 
 
 def _walk(
@@ -451,7 +425,7 @@ def _walk(
     for node in graph.node:
         yield node, constants
         for attribute in node.attribute:
-            for sub in _subgraphs(attribute):
+            for sub in attribute_subgraphs(attribute):
                 yield from _walk(sub, constants)
 
 
